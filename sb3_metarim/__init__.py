@@ -1,0 +1,9 @@
+"""Modular meta-reinforcement learning for Stable-Baselines3: RIM cores trained fast and slow."""
+
+from sb3_metarim import envs  # noqa: F401  (registers the package's gymnasium environments)
+from sb3_metarim.meta_rim_ppo import MetaRIMPPO
+from sb3_metarim.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RIMActorCriticPolicy
+from sb3_metarim.rim import RIM
+
+__all__ = ["RIM", "CnnPolicy", "MetaRIMPPO", "MlpPolicy", "MultiInputPolicy", "RIMActorCriticPolicy"]
+__version__ = "0.1.0"

@@ -1,0 +1,414 @@
+"""MetaRIMPPO: RecurrentPPO with a RIM core, trained on a fast and a slow timescale."""
+
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from sb3_contrib import RecurrentPPO
+from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule, explained_variance, update_learning_rate
+from torch import nn
+
+from sb3_metarim.buffers import SpanSamplingDictRolloutBuffer, SpanSamplingRolloutBuffer
+from sb3_metarim.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RIMActorCriticPolicy
+from sb3_metarim.rim import RIM
+
+SelfMetaRIMPPO = TypeVar("SelfMetaRIMPPO", bound="MetaRIMPPO")
+
+DEFAULT_SLOW_PARAMETERS = ("input_attention", "communication_attention")
+SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+
+
+class MetaRIMPPO(RecurrentPPO):
+    """
+    Recurrent PPO with a RIM core and fast/slow training (Madan et al. 2021).
+
+    Every ``RecurrentPPO`` argument works the same way. With ``meta=True`` each ``train()`` runs
+    ``n_epochs`` fast epochs that update only the fast parameters, on spans of at most
+    ``fast_span`` steps that start from the stored hidden states, then, every ``slow_interval``
+    rollouts, ``slow_n_epochs`` slow epochs that update only the slow parameters (by default the input
+    and communication attention) on each env's full rollout. The two sets have their own optimizer,
+    learning rate (schedule) and gradient clipping. With ``meta=False`` all parameters are trained
+    together exactly as ``RecurrentPPO`` trains them (the "modular" baseline).
+
+    Logged: the fast phase (or the only phase) under RecurrentPPO's keys (``train/value_loss``,
+    ``train/approx_kl``, ``train/learning_rate``, ...), the slow phase under ``train/slow_*``, and the
+    fraction of steps each RIM module was active under ``rim/active_rate_unit<i>``.
+
+    :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a policy class.
+        Core options (``recurrent_core``, ``num_units``, ``top_k``, ``unit_size``, ``cell``, ...)
+        go in ``policy_kwargs``; see :class:`~sb3_metarim.policies.RIMActorCriticPolicy`.
+    :param env: The environment to learn from (if registered in Gym, can be str).
+    :param learning_rate: Learning rate of the fast set (all parameters with ``meta=False``),
+        float or schedule of the progress remaining (1 to 0).
+    :param n_steps: Steps per env per rollout.
+    :param batch_size: Minibatch size in steps.
+    :param n_epochs: Epochs of the fast phase (of the only phase with ``meta=False``).
+    :param gamma: Discount factor.
+    :param gae_lambda: GAE lambda.
+    :param clip_range: PPO clipping parameter, float or schedule.
+    :param clip_range_vf: Value-function clipping parameter, float, schedule or ``None``.
+    :param normalize_advantage: Whether to normalize the advantage per minibatch.
+    :param ent_coef: Entropy coefficient.
+    :param vf_coef: Value-function coefficient.
+    :param max_grad_norm: Maximum gradient norm, applied to each set's own parameters.
+    :param use_sde: Whether to use generalized State Dependent Exploration.
+    :param sde_sample_freq: Sample a new gSDE noise matrix every n steps (-1: only at rollout start).
+    :param target_kl: Early-stop a phase's epochs when the approximate KL exceeds 1.5 times this.
+    :param stats_window_size: Window of episodes for the rollout statistics.
+    :param tensorboard_log: TensorBoard log folder (``None``: no TensorBoard).
+    :param policy_kwargs: Arguments of the policy.
+    :param verbose: 0 no output, 1 info, 2 debug.
+    :param seed: Seed of the random generators.
+    :param device: Torch device.
+    :param meta: Train on two timescales (fast and slow); ``False`` trains everything together.
+    :param fast_span: Longest sequence (steps) the fast phase backpropagates through.
+    :param slow_interval: Rollouts between slow phases (1: after every rollout).
+    :param slow_n_epochs: Epochs of each slow phase.
+    :param slow_learning_rate: Learning rate of the slow set, float or schedule.
+    :param slow_parameters: Regular expressions (``re.search``) over ``policy.named_parameters()``
+        names selecting the slow set. The default selects the RIM's attention weights; for the
+        meta-LSTM ablation use e.g. ``("value_net", "lstm_critic")``.
+    :param _init_setup_model: Whether to build the network at creation.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+
+    def __init__(
+        self,
+        policy: str | type[RIMActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 128,
+        batch_size: int | None = 128,
+        n_epochs: int = 10,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
+        clip_range: float | Schedule = 0.2,
+        clip_range_vf: float | Schedule | None = None,
+        normalize_advantage: bool = True,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = 0.5,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        target_kl: float | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        meta: bool = True,
+        fast_span: int = 16,
+        slow_interval: int = 2,
+        slow_n_epochs: int = 1,
+        slow_learning_rate: float | Schedule = 1e-4,
+        slow_parameters: Sequence[str] = DEFAULT_SLOW_PARAMETERS,
+        _init_setup_model: bool = True,
+    ):
+        check_meta_arguments(meta, fast_span, slow_interval, slow_n_epochs, slow_learning_rate, slow_parameters)
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            n_epochs=n_epochs,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            clip_range=clip_range,
+            clip_range_vf=clip_range_vf,
+            normalize_advantage=normalize_advantage,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            target_kl=target_kl,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        check_observation_space(self.observation_space)
+        self.meta = meta
+        self.fast_span = fast_span
+        self.slow_interval = slow_interval
+        self.slow_n_epochs = slow_n_epochs
+        self.slow_learning_rate = slow_learning_rate
+        self.slow_parameters = tuple(slow_parameters)
+        self.slow_optimizer: th.optim.Optimizer | None = None
+        self._n_rollouts_trained = 0
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        if not isinstance(self.policy, RIMActorCriticPolicy):
+            raise ValueError(f"policy={type(self.policy).__name__}: MetaRIMPPO needs a RIMActorCriticPolicy (or a subclass)")
+        buffer_class = SpanSamplingDictRolloutBuffer if isinstance(self.observation_space, spaces.Dict) else SpanSamplingRolloutBuffer
+        self.rollout_buffer = buffer_class(
+            self.n_steps,
+            self.observation_space,
+            self.action_space,
+            self.rollout_buffer.hidden_state_shape,
+            self.device,
+            gamma=self.gamma,
+            gae_lambda=self.gae_lambda,
+            n_envs=self.n_envs,
+        )
+        self.slow_lr_schedule = FloatSchedule(self.slow_learning_rate)
+        if self.meta:
+            self._split_optimizers()
+
+    def _split_optimizers(self) -> None:
+        """Give the fast and the slow parameters an optimizer each; ``policy.optimizer`` is the fast one."""
+        named = list(self.policy.named_parameters())
+        patterns = [re.compile(pattern) for pattern in self.slow_parameters]
+        is_slow = [any(p.search(name) for p in patterns) for name, _ in named]
+        if not any(is_slow):
+            raise ValueError(
+                f"slow_parameters={self.slow_parameters!r}: matches no parameter of the policy "
+                f"(names look like {[name for name, _ in named[:6]]}); pass patterns that select the slow set"
+            )
+        if all(is_slow):
+            raise ValueError(
+                f"slow_parameters={self.slow_parameters!r}: matches every parameter, so the fast set is empty; "
+                "use meta=False to train all parameters on one timescale"
+            )
+        policy = self.policy
+        fast = [param for (_, param), slow in zip(named, is_slow, strict=True) if not slow]
+        slow = [param for (_, param), slow in zip(named, is_slow, strict=True) if slow]
+        policy.optimizer = policy.optimizer_class(fast, lr=self.lr_schedule(1), **policy.optimizer_kwargs)
+        self.slow_optimizer = policy.optimizer_class(slow, lr=self.slow_lr_schedule(1), **policy.optimizer_kwargs)
+
+    def train(self) -> None:
+        """Fast phase (or the only phase with ``meta=False``), then the slow phase when it is due."""
+        self.policy.set_training_mode(True)
+        progress = self._current_progress_remaining
+        clip_range = self.clip_range(progress)
+        clip_range_vf = None if self.clip_range_vf is None else self.clip_range_vf(progress)
+        self._n_rollouts_trained += 1
+        activity = ModuleActivity()
+
+        fast_span = self.fast_span if self.meta else None
+        fast = self._train_phase(self.policy.optimizer, self.lr_schedule(progress), self.n_epochs, fast_span, clip_range, clip_range_vf, activity)
+        self._record(fast, self.lr_schedule(progress), prefix="")
+        if self.meta and self._n_rollouts_trained % self.slow_interval == 0:
+            slow_lr = self.slow_lr_schedule(progress)
+            slow = self._train_phase(self.slow_optimizer, slow_lr, self.slow_n_epochs, self.n_steps, clip_range, clip_range_vf, activity)
+            self._record(slow, slow_lr, prefix="slow_")
+
+        for unit, rate in enumerate(activity.rates()):
+            self.logger.record(f"rim/active_rate_unit{unit}", rate)
+        explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
+        self.logger.record("train/explained_variance", explained_var)
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/clip_range", clip_range)
+        if clip_range_vf is not None:
+            self.logger.record("train/clip_range_vf", clip_range_vf)
+
+    def _train_phase(
+        self,
+        optimizer: th.optim.Optimizer,
+        learning_rate: float,
+        n_epochs: int,
+        span: int | None,
+        clip_range: float,
+        clip_range_vf: float | None,
+        activity: "ModuleActivity",
+    ) -> dict[str, list[float]]:
+        """
+        PPO epochs that update only ``optimizer``'s parameters, on sequences of at most ``span`` steps.
+
+        :return: per-minibatch statistics.
+        """
+        update_learning_rate(optimizer, learning_rate)
+        params = [param for group in optimizer.param_groups for param in group["params"]]
+        stats: dict[str, list[float]] = defaultdict(list)
+        with trainable_only(self.policy, params):
+            for epoch in range(n_epochs):
+                continue_training = True
+                for rollout_data in self.rollout_buffer.get(self.batch_size, span=span):
+                    loss, approx_kl = self._ppo_loss(rollout_data, clip_range, clip_range_vf, stats, activity)
+                    if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
+                        continue_training = False
+                        if self.verbose >= 1:
+                            print(f"Early stopping at step {epoch} due to reaching max kl: {approx_kl:.2f}")
+                        break
+                    # Zero every gradient, not just this set's: stale ones would leak into the next phase.
+                    self.policy.zero_grad(set_to_none=True)
+                    loss.backward()
+                    th.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+                    optimizer.step()
+                self._n_updates += 1
+                if not continue_training:
+                    break
+        return stats
+
+    def _ppo_loss(
+        self,
+        rollout_data: RecurrentRolloutBufferSamples,
+        clip_range: float,
+        clip_range_vf: float | None,
+        stats: dict[str, list[float]],
+        activity: "ModuleActivity",
+    ) -> tuple[th.Tensor, float]:
+        """RecurrentPPO's clipped loss on one padded minibatch; appends to ``stats``. :return: loss, approx KL."""
+        actions = rollout_data.actions
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        mask = rollout_data.mask > 1e-8
+        values, log_prob, entropy = self.policy.evaluate_actions(
+            rollout_data.observations, actions, rollout_data.lstm_states, rollout_data.episode_starts
+        )
+        activity.add(self.policy.lstm_actor, mask)
+        values = values.flatten()
+        advantages = rollout_data.advantages
+        if self.normalize_advantage:
+            advantages = (advantages - advantages[mask].mean()) / (advantages[mask].std() + 1e-8)
+
+        log_ratio = log_prob - rollout_data.old_log_prob
+        ratio = th.exp(log_ratio)
+        policy_loss_1 = advantages * ratio
+        policy_loss_2 = advantages * th.clamp(ratio, 1 - clip_range, 1 + clip_range)
+        policy_loss = -th.mean(th.min(policy_loss_1, policy_loss_2)[mask])
+
+        values_pred = values
+        if clip_range_vf is not None:
+            values_pred = rollout_data.old_values + th.clamp(values - rollout_data.old_values, -clip_range_vf, clip_range_vf)
+        value_loss = th.mean(((rollout_data.returns - values_pred) ** 2)[mask])
+        # Without an analytical entropy, approximate it by the negative log-probability.
+        entropy_loss = -th.mean((-log_prob if entropy is None else entropy)[mask])
+        loss = policy_loss + self.ent_coef * entropy_loss + self.vf_coef * value_loss
+
+        with th.no_grad():
+            approx_kl = th.mean(((ratio - 1) - log_ratio)[mask]).item()
+            clip_fraction = th.mean((th.abs(ratio - 1) > clip_range).float()[mask]).item()
+        stats["policy_gradient_loss"].append(policy_loss.item())
+        stats["value_loss"].append(value_loss.item())
+        stats["entropy_loss"].append(entropy_loss.item())
+        stats["approx_kl"].append(approx_kl)
+        stats["clip_fraction"].append(clip_fraction)
+        stats["loss"].append(loss.item())
+        return loss, approx_kl
+
+    def _record(self, stats: dict[str, list[float]], learning_rate: float, prefix: str) -> None:
+        for key, values in stats.items():
+            self.logger.record(f"train/{prefix}{key}", float(np.mean(values)))
+        self.logger.record(f"train/{prefix}learning_rate", learning_rate)
+
+    def learn(
+        self: SelfMetaRIMPPO,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 1,
+        tb_log_name: str = "MetaRIMPPO",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfMetaRIMPPO:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, variables = super()._get_torch_save_params()
+        if self.meta:
+            state_dicts.append("slow_optimizer")
+        return state_dicts, variables
+
+
+class ModuleActivity:
+    """Counts how often each RIM module of the actor core is active over the valid training steps."""
+
+    def __init__(self) -> None:
+        self.active_steps: th.Tensor | None = None
+        self.steps = 0
+
+    def add(self, core: nn.Module, mask: th.Tensor) -> None:
+        """
+        :param core: the actor's core after a forward pass (ignored unless it is a RIM).
+        :param mask: (n_seq * max_length,) valid (not padding) steps, in sequence-major order.
+        """
+        if not isinstance(core, RIM) or core.last_active is None:
+            return
+        active = core.last_active.transpose(0, 1).reshape(-1, core.num_units)[mask]
+        counts = active.sum(dim=0)
+        self.active_steps = counts if self.active_steps is None else self.active_steps + counts
+        self.steps += active.shape[0]
+
+    def rates(self) -> list[float]:
+        """:return: per module, the fraction of steps it was active (empty without a RIM)."""
+        if self.active_steps is None:
+            return []
+        return (self.active_steps.float() / max(self.steps, 1)).tolist()
+
+
+@contextmanager
+def trainable_only(module: nn.Module, params: list[nn.Parameter]) -> Iterator[None]:
+    """Freeze every parameter of ``module`` not in ``params``, so backward skips the frozen set."""
+    keep = {id(param) for param in params}
+    frozen = [param for param in module.parameters() if id(param) not in keep and param.requires_grad]
+    for param in frozen:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in frozen:
+            param.requires_grad_(True)
+
+
+def check_meta_arguments(
+    meta: bool,
+    fast_span: int,
+    slow_interval: int,
+    slow_n_epochs: int,
+    slow_learning_rate: float | Schedule,
+    slow_parameters: Sequence[str],
+) -> None:
+    """Raise a ``ValueError`` naming the first fast/slow argument that is not allowed."""
+    if not isinstance(meta, bool):
+        raise ValueError(f"meta={meta!r}: must be True or False")
+    for name, value in (("fast_span", fast_span), ("slow_interval", slow_interval), ("slow_n_epochs", slow_n_epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r}: must be an integer >= 1")
+    if not callable(slow_learning_rate) and not (isinstance(slow_learning_rate, (int, float)) and slow_learning_rate > 0):
+        raise ValueError(f"slow_learning_rate={slow_learning_rate!r}: must be a positive float or a schedule")
+    if isinstance(slow_parameters, str) or not slow_parameters or not all(isinstance(p, str) for p in slow_parameters):
+        raise ValueError(f"slow_parameters={slow_parameters!r}: must be a non-empty list of name patterns (regular expressions)")
+    for pattern in slow_parameters:
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ValueError(f"slow_parameters: {pattern!r} is not a valid regular expression ({error})") from error
+
+
+def check_observation_space(observation_space: spaces.Space) -> None:
+    """Raise a ``ValueError`` unless SB3's recurrent policies can encode ``observation_space``."""
+    allowed = ", ".join(space.__name__ for space in SUPPORTED_OBSERVATION_SPACES)
+    subspaces = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
+    for space in subspaces:
+        if not isinstance(space, SUPPORTED_OBSERVATION_SPACES):
+            raise ValueError(f"observation_space={observation_space}: unsupported {type(space).__name__}; allowed: {allowed}, or a Dict of them")
