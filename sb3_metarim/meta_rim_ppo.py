@@ -11,6 +11,7 @@ import torch as th
 from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples
+from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, update_learning_rate
@@ -119,6 +120,10 @@ class MetaRIMPPO(RecurrentPPO):
         _init_setup_model: bool = True,
     ):
         check_meta_arguments(meta, fast_span, slow_interval, slow_n_epochs, slow_learning_rate, slow_parameters)
+        if env is not None:
+            # Make the env here, as SB3 would, to check its space before SB3's wrappers trip over it.
+            env = maybe_make_env(env, verbose)
+            check_observation_space(env.observation_space)
         super().__init__(
             policy,
             env,
@@ -145,13 +150,12 @@ class MetaRIMPPO(RecurrentPPO):
             device=device,
             _init_setup_model=False,
         )
-        check_observation_space(self.observation_space)
         self.meta = meta
         self.fast_span = fast_span
         self.slow_interval = slow_interval
         self.slow_n_epochs = slow_n_epochs
         self.slow_learning_rate = slow_learning_rate
-        self.slow_parameters = tuple(slow_parameters)
+        self.slow_parameters = list(slow_parameters)
         self.slow_optimizer: th.optim.Optimizer | None = None
         self._n_rollouts_trained = 0
         if _init_setup_model:

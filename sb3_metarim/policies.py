@@ -144,7 +144,12 @@ def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], cor
     n_layers = policy_kwargs.get("n_lstm_layers", 1)
     if recurrent_core == "rim" and n_layers != 1:
         raise ValueError(f"n_lstm_layers={n_layers!r}: a RIM core has exactly 1 layer")
-    check_rim_arguments(**core_kwargs)
+    if recurrent_core == "rim":
+        check_rim_arguments(**core_kwargs)
+        return
+    for name in ("num_units", "unit_size"):
+        if isinstance(core_kwargs[name], bool) or not isinstance(core_kwargs[name], int) or core_kwargs[name] < 1:
+            raise ValueError(f"{name}={core_kwargs[name]!r}: must be a positive integer")
 
 
 MlpPolicy = RIMActorCriticPolicy

@@ -205,6 +205,7 @@ class InputAttention(nn.Module):
     Single-head attention of each module over [input, null].
 
     Key and value projections have no bias, so the null slot's key and value are exactly zero.
+    The query has a bias: at a zero (reset) state every module would otherwise score exactly 0.
 
     :param input_size: Size of the input.
     :param num_units: Number of modules.
@@ -218,7 +219,7 @@ class InputAttention(nn.Module):
         self.key_size = key_size
         self.value_size = value_size
         self.key_value = nn.Linear(input_size, key_size + value_size, bias=False)
-        self.query = GroupLinear(num_units, unit_size, key_size, bias=False)
+        self.query = GroupLinear(num_units, unit_size, key_size)
 
     def project_input(self, input: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """:return: keys (..., key_size) and values (..., value_size) of the input."""

@@ -19,21 +19,24 @@ class CueMemoryEnv(gym.Env):
 
     :param n_cues: Number of cues (and actions), >= 2.
     :param delay: Blank steps between the cue and the query, >= 0.
+    :param render_mode: ``None`` or ``"rgb_array"`` (the observation as a strip of grey cells).
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
-    def __init__(self, n_cues: int = 2, delay: int = 4) -> None:
+    def __init__(self, n_cues: int = 2, delay: int = 4, render_mode: str | None = None) -> None:
         if n_cues < 2:
             raise ValueError(f"n_cues={n_cues!r}: must be >= 2")
         if delay < 0:
             raise ValueError(f"delay={delay!r}: must be >= 0")
         self.n_cues = n_cues
         self.delay = delay
+        self.render_mode = render_mode
         self.observation_space = spaces.Box(0.0, 1.0, shape=(n_cues + 1,), dtype=np.float32)
         self.action_space = spaces.Discrete(n_cues)
         self._cue = 0
         self._t = 0
+        self._obs = np.zeros(n_cues + 1, dtype=np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
@@ -41,11 +44,12 @@ class CueMemoryEnv(gym.Env):
         self._t = 0
         obs = np.zeros(self.n_cues + 1, dtype=np.float32)
         obs[self._cue] = 1.0
+        self._obs = obs
         return obs, {}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._t += 1
-        obs = np.zeros(self.n_cues + 1, dtype=np.float32)
+        obs = self._obs = np.zeros(self.n_cues + 1, dtype=np.float32)
         if self._t <= self.delay:
             return obs, 0.0, False, False, {}
         if self._t == self.delay + 1:
@@ -53,3 +57,9 @@ class CueMemoryEnv(gym.Env):
             return obs, 0.0, False, False, {}
         success = int(action) == self._cue
         return obs, float(success), True, False, {"is_success": success}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        cells = (255 * self._obs).astype(np.uint8).repeat(16)
+        return np.repeat(np.tile(cells, (16, 1))[..., None], 3, axis=2)

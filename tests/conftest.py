@@ -1,0 +1,17 @@
+import pytest
+import torch as th
+from stable_baselines3.common.env_util import make_vec_env
+
+import sb3_metarim  # noqa: F401  (registers the environments)
+
+SMALL_CORE = dict(num_units=4, top_k=2, unit_size=8, input_key_size=8, input_value_size=8, comm_key_size=8, comm_value_size=8)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    th.set_num_threads(1)
+
+
+@pytest.fixture
+def cue_env():
+    return make_vec_env("sb3_metarim/CueMemory-v0", n_envs=2, seed=0)

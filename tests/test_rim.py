@@ -1,0 +1,129 @@
+"""The RIM step: top-k selection, frozen inactive modules, resets, shapes."""
+
+import pytest
+import torch as th
+
+from sb3_metarim.rim import RIM
+
+CELLS = ["lstm", "gru"]
+
+
+def make_rim(cell: str, input_size: int = 5, **kwargs) -> RIM:
+    th.manual_seed(0)
+    return RIM(input_size, num_units=6, top_k=4, unit_size=8, cell=cell, **kwargs)
+
+
+def random_state(rim: RIM, batch: int) -> tuple[th.Tensor, th.Tensor]:
+    h = th.randn(1, batch, rim.hidden_size)
+    c = th.randn(1, batch, rim.hidden_size) if rim.cell_type == "lstm" else th.zeros(1, batch, rim.hidden_size)
+    return h, c
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_shapes_match_nn_lstm(cell):
+    rim = make_rim(cell)
+    lstm = th.nn.LSTM(5, rim.hidden_size)
+    x = th.randn(7, 3, 5)
+    state = random_state(rim, 3)
+    out, (h, c) = rim(x, state)
+    ref_out, (ref_h, ref_c) = lstm(x, state)
+    assert out.shape == ref_out.shape == (7, 3, 48)
+    assert h.shape == ref_h.shape and c.shape == ref_c.shape
+    assert rim.num_layers == lstm.num_layers and rim.input_size == lstm.input_size
+    assert th.equal(out[-1], h[0])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_exactly_top_k_modules_active(cell):
+    rim = make_rim(cell)
+    rim(th.randn(9, 11, 5), random_state(rim, 11))
+    assert rim.last_active.shape == (9, 11, 6)
+    assert (rim.last_active.sum(dim=-1) == 4).all()
+    # Selection depends on the sample: not always the same four modules.
+    assert rim.last_active.reshape(-1, 6).unique(dim=0).shape[0] > 1
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_inactive_modules_keep_state_bit_for_bit(cell):
+    rim = make_rim(cell)
+    h, c = random_state(rim, 10)
+    x = th.randn(1, 10, 5)
+    _, (h_new, c_new) = rim(x, (h, c))
+    active = rim.last_active[0].unsqueeze(-1).expand(10, 6, 8)
+    as_units = lambda s: s.reshape(10, 6, 8)  # noqa: E731
+    assert th.equal(as_units(h_new)[~active], as_units(h)[~active])
+    assert th.equal(as_units(c_new)[~active], as_units(c)[~active])
+    assert not th.equal(as_units(h_new)[active], as_units(h)[active])
+
+
+def silence_unit_zero(rim: RIM) -> None:
+    """Make module 0 lose the selection at every step: its input score is very negative."""
+    attention = rim.input_attention
+    with th.no_grad():
+        # key = x[..., 0] * ones: positive whenever the first feature is positive.
+        attention.key_value.weight.zero_()
+        attention.key_value.weight[: attention.key_size, 0] = 1.0
+        attention.key_value.weight[attention.key_size :].normal_()
+        attention.query.weight.zero_()
+        attention.query.bias.fill_(1.0)
+        attention.query.bias[0] = -10.0
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_always_inactive_module_gets_no_gradient(cell):
+    rim = make_rim(cell)
+    silence_unit_zero(rim)
+    x = th.randn(6, 4, 5)
+    x[..., 0] = x[..., 0].abs() + 0.5
+    out, (h, c) = rim(x, random_state(rim, 4))
+    assert not rim.last_active[..., 0].any()
+    (out.square().sum() + h.sum() + c.sum()).backward()
+    for name, param in rim.cell.named_parameters():
+        assert th.count_nonzero(param.grad[0]) == 0, name
+        assert th.count_nonzero(param.grad[1:]) > 0, name
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_state_resets_at_episode_starts(cell):
+    rim = make_rim(cell)
+    x = th.randn(8, 3, 5)
+    starts = th.zeros(8, 3)
+    starts[3, 1] = 1.0
+    out, _ = rim(x, random_state(rim, 3), starts)
+    fresh, _ = rim(x[3:, 1:2], (th.zeros(1, 1, 48), th.zeros(1, 1, 48)))
+    assert th.allclose(out[3:, 1:2], fresh, atol=1e-6)
+    # The other sequences did not reset.
+    fresh_other, _ = rim(x[3:, 0:1], (th.zeros(1, 1, 48), th.zeros(1, 1, 48)))
+    assert not th.allclose(out[3:, 0:1], fresh_other, atol=1e-3)
+
+
+def test_gru_carries_cell_state_through():
+    rim = make_rim("gru")
+    c = th.randn(1, 2, 48)
+    _, (_, c_out) = rim(th.randn(4, 2, 5), (th.randn(1, 2, 48), c))
+    assert th.equal(c_out, c)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_batch_independence(cell):
+    """Each sample of a batch is processed independently, as RecurrentPPO's padded minibatches need."""
+    rim = make_rim(cell)
+    x = th.randn(5, 4, 5)
+    state = random_state(rim, 4)
+    out, _ = rim(x, state)
+    single, _ = rim(x[:, 2:3], (state[0][:, 2:3], state[1][:, 2:3]))
+    assert th.allclose(out[:, 2:3], single, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(top_k=7), "top_k=7"),
+    (dict(top_k=0), "top_k=0"),
+    (dict(unit_size=0), "unit_size=0"),
+    (dict(comm_heads=-1), "comm_heads=-1"),
+    (dict(cell="rnn"), "cell='rnn'"),
+    (dict(dropout=1.5), "dropout=1.5"),
+])
+def test_bad_arguments_are_named(kwargs, message):
+    args = dict(num_units=6, top_k=4, unit_size=8) | kwargs
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        RIM(5, **args)

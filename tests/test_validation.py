@@ -1,0 +1,68 @@
+"""Bad input gets a clear error naming the argument, the value and what is allowed."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from sb3_metarim import MetaRIMPPO
+
+from .conftest import SMALL_CORE
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(policy_kwargs=dict(SMALL_CORE, top_k=5)), r"top_k=5: must be between 1 and num_units=4"),
+    (dict(policy_kwargs=dict(SMALL_CORE, top_k=0)), r"top_k=0"),
+    (dict(policy_kwargs=dict(SMALL_CORE, unit_size=0)), r"unit_size=0"),
+    (dict(policy_kwargs=dict(SMALL_CORE, num_units=-2)), r"num_units=-2"),
+    (dict(policy_kwargs=dict(SMALL_CORE, cell="rnn")), r"cell='rnn': must be one of \('lstm', 'gru'\)"),
+    (dict(policy_kwargs=dict(SMALL_CORE, recurrent_core="transformer")), r"recurrent_core='transformer'"),
+    (dict(policy_kwargs=dict(lstm_hidden_size=64)), r"lstm_hidden_size=64.*num_units \* unit_size"),
+    (dict(policy_kwargs=dict(n_lstm_layers=2)), r"n_lstm_layers=2"),
+    (dict(fast_span=0), r"fast_span=0: must be an integer >= 1"),
+    (dict(slow_interval=-1), r"slow_interval=-1"),
+    (dict(slow_n_epochs=0), r"slow_n_epochs=0"),
+    (dict(slow_learning_rate=-1.0), r"slow_learning_rate=-1.0"),
+    (dict(slow_parameters="attention"), r"slow_parameters='attention': must be a non-empty list"),
+    (dict(slow_parameters=["("]), r"'\(' is not a valid regular expression"),
+    (dict(slow_parameters=["no_such_parameter"]), r"slow_parameters=\['no_such_parameter'\]: matches no parameter"),
+    (dict(slow_parameters=["."]), r"matches every parameter.*meta=False"),
+    (dict(policy_kwargs=dict(recurrent_core="lstm")), r"slow_parameters=.*matches no parameter"),
+])
+def test_bad_argument_is_named(cue_env, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MetaRIMPPO("MlpPolicy", cue_env, n_steps=8, batch_size=8, **kwargs)
+
+
+def test_slow_parameters_are_not_checked_without_meta(cue_env):
+    MetaRIMPPO("MlpPolicy", cue_env, n_steps=8, meta=False, slow_parameters=["no_such_parameter"], policy_kwargs=SMALL_CORE)
+
+
+class TupleObsEnv(gym.Env):
+    observation_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3)))
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        return (0, 0), {}
+
+    def step(self, action):
+        return (0, 0), 0.0, True, False, {}
+
+
+class TextObsEnv(TupleObsEnv):
+    observation_space = spaces.Dict({"text": spaces.Text(5), "pos": spaces.Box(0, 1, (2,), np.float32)})
+
+
+@pytest.mark.parametrize("env_class, message", [(TupleObsEnv, "unsupported Tuple"), (TextObsEnv, "unsupported Text")])
+def test_unsupported_observation_space(env_class, message):
+    with pytest.raises(ValueError, match=rf"observation_space=.*{message}; allowed: Box, Discrete, MultiDiscrete, MultiBinary"):
+        MetaRIMPPO("MultiInputPolicy", env_class())
+
+
+def test_unsupported_action_space(cue_env):
+    class TupleActionEnv(gym.Env):
+        observation_space = spaces.Box(0, 1, (2,), np.float32)
+        action_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2)))
+
+    with pytest.raises(AssertionError, match="only supports"):
+        MetaRIMPPO("MlpPolicy", TupleActionEnv())
