@@ -36,7 +36,9 @@ class SpanSamplingMixin:
             self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])
         self.generator_ready = True
 
-    def get(self, batch_size: int | None = None, span: int | None = None) -> Generator[RecurrentRolloutBufferSamples, None, None]:
+    def get(
+        self, batch_size: int | None = None, span: int | None = None
+    ) -> Generator[RecurrentRolloutBufferSamples, None, None]:
         """
         :param batch_size: Minibatch size in steps (``None``: the whole buffer).
         :param span: Maximum sequence length (``None``: ``RecurrentPPO``'s sampling).
@@ -58,7 +60,10 @@ class SpanSamplingMixin:
             blocks = _blocks(self.buffer_size, self.n_envs, span)
             order = np.random.permutation(len(blocks))
             per_batch = max(1, batch_size // span)
-            batches = [np.concatenate([blocks[i] for i in order[start : start + per_batch]]) for start in range(0, len(blocks), per_batch)]
+            batches = [
+                np.concatenate([blocks[i] for i in order[start : start + per_batch]])
+                for start in range(0, len(blocks), per_batch)
+            ]
         sequence_starts = self.swap_and_flatten(sequence_starts)
         for batch_inds in batches:
             yield self._get_samples(batch_inds, sequence_starts)
@@ -66,7 +71,11 @@ class SpanSamplingMixin:
 
 def _blocks(n_steps: int, n_envs: int, span: int) -> list[np.ndarray]:
     """Flat (env-major) indices of each env's consecutive blocks of ``span`` steps."""
-    return [env * n_steps + np.arange(start, min(start + span, n_steps)) for env in range(n_envs) for start in range(0, n_steps, span)]
+    return [
+        env * n_steps + np.arange(start, min(start + span, n_steps))
+        for env in range(n_envs)
+        for start in range(0, n_steps, span)
+    ]
 
 
 class SpanSamplingRolloutBuffer(SpanSamplingMixin, RecurrentRolloutBuffer):

@@ -165,7 +165,9 @@ class MetaRIMPPO(RecurrentPPO):
         super()._setup_model()
         if not isinstance(self.policy, RIMActorCriticPolicy):
             raise ValueError(f"policy={type(self.policy).__name__}: MetaRIMPPO needs a RIMActorCriticPolicy (or a subclass)")
-        buffer_class = SpanSamplingDictRolloutBuffer if isinstance(self.observation_space, spaces.Dict) else SpanSamplingRolloutBuffer
+        buffer_class = (
+            SpanSamplingDictRolloutBuffer if isinstance(self.observation_space, spaces.Dict) else SpanSamplingRolloutBuffer
+        )
         self.rollout_buffer = buffer_class(
             self.n_steps,
             self.observation_space,
@@ -211,11 +213,15 @@ class MetaRIMPPO(RecurrentPPO):
         activity = ModuleActivity()
 
         fast_span = self.fast_span if self.meta else None
-        fast = self._train_phase(self.policy.optimizer, self.lr_schedule(progress), self.n_epochs, fast_span, clip_range, clip_range_vf, activity)
+        fast = self._train_phase(
+            self.policy.optimizer, self.lr_schedule(progress), self.n_epochs, fast_span, clip_range, clip_range_vf, activity
+        )
         self._record(fast, self.lr_schedule(progress), prefix="")
         if self.meta and self._n_rollouts_trained % self.slow_interval == 0:
             slow_lr = self.slow_lr_schedule(progress)
-            slow = self._train_phase(self.slow_optimizer, slow_lr, self.slow_n_epochs, self.n_steps, clip_range, clip_range_vf, activity)
+            slow = self._train_phase(
+                self.slow_optimizer, slow_lr, self.slow_n_epochs, self.n_steps, clip_range, clip_range_vf, activity
+            )
             self._record(slow, slow_lr, prefix="slow_")
 
         for unit, rate in enumerate(activity.rates()):
@@ -401,7 +407,9 @@ def check_meta_arguments(
     if not callable(slow_learning_rate) and not (isinstance(slow_learning_rate, (int, float)) and slow_learning_rate > 0):
         raise ValueError(f"slow_learning_rate={slow_learning_rate!r}: must be a positive float or a schedule")
     if isinstance(slow_parameters, str) or not slow_parameters or not all(isinstance(p, str) for p in slow_parameters):
-        raise ValueError(f"slow_parameters={slow_parameters!r}: must be a non-empty list of name patterns (regular expressions)")
+        raise ValueError(
+            f"slow_parameters={slow_parameters!r}: must be a non-empty list of name patterns (regular expressions)"
+        )
     for pattern in slow_parameters:
         try:
             re.compile(pattern)
@@ -415,4 +423,7 @@ def check_observation_space(observation_space: spaces.Space) -> None:
     subspaces = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
     for space in subspaces:
         if not isinstance(space, SUPPORTED_OBSERVATION_SPACES):
-            raise ValueError(f"observation_space={observation_space}: unsupported {type(space).__name__}; allowed: {allowed}, or a Dict of them")
+            raise ValueError(
+                f"observation_space={observation_space}: unsupported {type(space).__name__}; "
+                f"allowed: {allowed}, or a Dict of them"
+            )

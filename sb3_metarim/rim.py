@@ -138,9 +138,7 @@ class RIM(nn.Module):
         output = th.stack(outputs).reshape(seq_len, batch, self.hidden_size)
         return output, (h.reshape(1, batch, self.hidden_size), c.reshape(1, batch, self.hidden_size))
 
-    def _step(
-        self, key: th.Tensor, value: th.Tensor, h: th.Tensor, c: th.Tensor
-    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    def _step(self, key: th.Tensor, value: th.Tensor, h: th.Tensor, c: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         scores = self.input_attention.scores(h, key)
         # Softmax over the two slots [input, null] with a zero null score is a sigmoid.
         attended = self.dropout(th.sigmoid(scores)).unsqueeze(-1) * value.unsqueeze(1)
@@ -154,6 +152,7 @@ class RIM(nn.Module):
         h_read = th.where(mask, h_cand, h_cand.detach())
         h_cand = h_cand + self.communication_attention(h_read, self.dropout)
         return th.where(mask, h_cand, h), th.where(mask, c_cand, c), active
+
 
 class GroupLSTMCell(nn.Module):
     """
@@ -267,7 +266,16 @@ class CommunicationAttention(nn.Module):
 
 def check_rim_arguments(**kwargs) -> None:
     """Raise a ``ValueError`` naming the first RIM argument that is out of range."""
-    for name in ("num_units", "top_k", "unit_size", "input_key_size", "input_value_size", "comm_heads", "comm_key_size", "comm_value_size"):
+    for name in (
+        "num_units",
+        "top_k",
+        "unit_size",
+        "input_key_size",
+        "input_value_size",
+        "comm_heads",
+        "comm_key_size",
+        "comm_value_size",
+    ):
         value = kwargs[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r}: must be a positive integer")

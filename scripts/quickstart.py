@@ -31,7 +31,13 @@ th.set_num_threads(1)  # small networks: one thread is fastest and leaves the ot
 env_kwargs = dict(n_cues=3, delay=4)
 
 # 1. Environments, each wrapped in a Monitor that logs episode returns to CSV.
-env = make_vec_env("sb3_metarim/CueMemory-v0", n_envs=args.n_envs, seed=args.seed, env_kwargs=env_kwargs, monitor_dir=str(args.out / "monitor"))
+env = make_vec_env(
+    "sb3_metarim/CueMemory-v0",
+    n_envs=args.n_envs,
+    seed=args.seed,
+    env_kwargs=env_kwargs,
+    monitor_dir=str(args.out / "monitor"),
+)
 
 # 2. Train with SB3's usual arguments plus the fast/slow ones.
 model = MetaRIMPPO(
@@ -65,4 +71,7 @@ fig.savefig(args.out / "learning_curve.png", dpi=120)
 
 print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
 print(f"evaluation success rate: {success:.3f} over 200 episodes (chance {1 / env_kwargs['n_cues']:.3f})")
-print(f"model: {args.out / 'metarim_cuememory.zip'}  curve: {args.out / 'learning_curve.png'}  tensorboard: {args.out / 'tensorboard'}")
+print(
+    f"model: {args.out / 'metarim_cuememory.zip'}  curve: {args.out / 'learning_curve.png'}  "
+    f"tensorboard: {args.out / 'tensorboard'}"
+)

@@ -37,7 +37,9 @@ class PhaseSpy:
         after = snapshot(self.model)
         changed = {name for name in before if not th.equal(before[name], after[name])}
         phase = "slow" if optimizer is self.model.slow_optimizer else "fast"
-        self.calls.append(dict(phase=phase, changed=changed, lr=learning_rate, span=span, rollout=self.model._n_rollouts_trained))
+        self.calls.append(
+            dict(phase=phase, changed=changed, lr=learning_rate, span=span, rollout=self.model._n_rollouts_trained)
+        )
         return result
 
 
@@ -96,7 +98,14 @@ def test_learning_rates_and_schedules_are_the_configured_ones(cue_env):
     logged = model.logger.name_to_value
     assert logged["train/learning_rate"] == pytest.approx(fast_schedule(progress[-1]))
     assert logged["train/slow_learning_rate"] == pytest.approx(slow_schedule(progress[-1]))
-    for key in ("slow_policy_gradient_loss", "slow_value_loss", "slow_approx_kl", "slow_clip_fraction", "approx_kl", "clip_fraction"):
+    for key in (
+        "slow_policy_gradient_loss",
+        "slow_value_loss",
+        "slow_approx_kl",
+        "slow_clip_fraction",
+        "approx_kl",
+        "clip_fraction",
+    ):
         assert f"train/{key}" in logged
     rates = [logged[f"rim/active_rate_unit{unit}"] for unit in range(4)]
     assert sum(rates) == pytest.approx(2.0)
@@ -131,8 +140,14 @@ def test_meta_false_trains_all_parameters_together(cue_env):
 
 def test_meta_lstm_ablation_splits_by_pattern(cue_env):
     model = make_model(
-        cue_env, policy_kwargs=dict(recurrent_core="lstm", num_units=2, unit_size=8), slow_parameters=("value_net", "lstm_critic")
+        cue_env,
+        policy_kwargs=dict(recurrent_core="lstm", num_units=2, unit_size=8),
+        slow_parameters=("value_net", "lstm_critic"),
     )
-    slow = {name for name, p in model.policy.named_parameters() if any(p is q for q in model.slow_optimizer.param_groups[0]["params"])}
+    slow = {
+        name
+        for name, p in model.policy.named_parameters()
+        if any(p is q for q in model.slow_optimizer.param_groups[0]["params"])
+    }
     assert slow and all("value_net" in name or "lstm_critic" in name for name in slow)
     model.learn(32)

@@ -115,14 +115,17 @@ def test_batch_independence(cell):
     assert th.allclose(out[:, 2:3], single, atol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(top_k=7), "top_k=7"),
-    (dict(top_k=0), "top_k=0"),
-    (dict(unit_size=0), "unit_size=0"),
-    (dict(comm_heads=-1), "comm_heads=-1"),
-    (dict(cell="rnn"), "cell='rnn'"),
-    (dict(dropout=1.5), "dropout=1.5"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(top_k=7), "top_k=7"),
+        (dict(top_k=0), "top_k=0"),
+        (dict(unit_size=0), "unit_size=0"),
+        (dict(comm_heads=-1), "comm_heads=-1"),
+        (dict(cell="rnn"), "cell='rnn'"),
+        (dict(dropout=1.5), "dropout=1.5"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, message):
     args = dict(num_units=6, top_k=4, unit_size=8) | kwargs
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):

@@ -35,7 +35,15 @@ def test_save_load_round_trip(cue_env, tmp_path, meta):
     model.learn(64)
     model.save(tmp_path / "model")
     loaded = MetaRIMPPO.load(tmp_path / "model", env=cue_env)
-    for name in ("meta", "fast_span", "slow_interval", "slow_n_epochs", "slow_learning_rate", "slow_parameters", "_n_rollouts_trained"):
+    for name in (
+        "meta",
+        "fast_span",
+        "slow_interval",
+        "slow_n_epochs",
+        "slow_learning_rate",
+        "slow_parameters",
+        "_n_rollouts_trained",
+    ):
         assert getattr(loaded, name) == getattr(model, name), name
     assert loaded.policy.core_kwargs == model.policy.core_kwargs
     for key, value in model.policy.state_dict().items():
@@ -135,5 +143,11 @@ def test_tensorboard_callbacks_and_progress_bar(cue_env, tmp_path):
     events = EventAccumulator(str(runs[0]))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"train/approx_kl", "train/slow_approx_kl", "train/learning_rate", "train/slow_learning_rate", "rim/active_rate_unit0"} <= tags
+    assert {
+        "train/approx_kl",
+        "train/slow_approx_kl",
+        "train/learning_rate",
+        "train/slow_learning_rate",
+        "rim/active_rate_unit0",
+    } <= tags
     assert len(list((tmp_path / "ckpt").glob("metarim_*.zip"))) == 2

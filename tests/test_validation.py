@@ -10,25 +10,28 @@ from sb3_metarim import MetaRIMPPO
 from .conftest import SMALL_CORE
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(policy_kwargs=dict(SMALL_CORE, top_k=5)), r"top_k=5: must be between 1 and num_units=4"),
-    (dict(policy_kwargs=dict(SMALL_CORE, top_k=0)), r"top_k=0"),
-    (dict(policy_kwargs=dict(SMALL_CORE, unit_size=0)), r"unit_size=0"),
-    (dict(policy_kwargs=dict(SMALL_CORE, num_units=-2)), r"num_units=-2"),
-    (dict(policy_kwargs=dict(SMALL_CORE, cell="rnn")), r"cell='rnn': must be one of \('lstm', 'gru'\)"),
-    (dict(policy_kwargs=dict(SMALL_CORE, recurrent_core="transformer")), r"recurrent_core='transformer'"),
-    (dict(policy_kwargs=dict(lstm_hidden_size=64)), r"lstm_hidden_size=64.*num_units \* unit_size"),
-    (dict(policy_kwargs=dict(n_lstm_layers=2)), r"n_lstm_layers=2"),
-    (dict(fast_span=0), r"fast_span=0: must be an integer >= 1"),
-    (dict(slow_interval=-1), r"slow_interval=-1"),
-    (dict(slow_n_epochs=0), r"slow_n_epochs=0"),
-    (dict(slow_learning_rate=-1.0), r"slow_learning_rate=-1.0"),
-    (dict(slow_parameters="attention"), r"slow_parameters='attention': must be a non-empty list"),
-    (dict(slow_parameters=["("]), r"'\(' is not a valid regular expression"),
-    (dict(slow_parameters=["no_such_parameter"]), r"slow_parameters=\['no_such_parameter'\]: matches no parameter"),
-    (dict(slow_parameters=["."]), r"matches every parameter.*meta=False"),
-    (dict(policy_kwargs=dict(recurrent_core="lstm")), r"slow_parameters=.*matches no parameter"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(policy_kwargs=dict(SMALL_CORE, top_k=5)), r"top_k=5: must be between 1 and num_units=4"),
+        (dict(policy_kwargs=dict(SMALL_CORE, top_k=0)), r"top_k=0"),
+        (dict(policy_kwargs=dict(SMALL_CORE, unit_size=0)), r"unit_size=0"),
+        (dict(policy_kwargs=dict(SMALL_CORE, num_units=-2)), r"num_units=-2"),
+        (dict(policy_kwargs=dict(SMALL_CORE, cell="rnn")), r"cell='rnn': must be one of \('lstm', 'gru'\)"),
+        (dict(policy_kwargs=dict(SMALL_CORE, recurrent_core="transformer")), r"recurrent_core='transformer'"),
+        (dict(policy_kwargs=dict(lstm_hidden_size=64)), r"lstm_hidden_size=64.*num_units \* unit_size"),
+        (dict(policy_kwargs=dict(n_lstm_layers=2)), r"n_lstm_layers=2"),
+        (dict(fast_span=0), r"fast_span=0: must be an integer >= 1"),
+        (dict(slow_interval=-1), r"slow_interval=-1"),
+        (dict(slow_n_epochs=0), r"slow_n_epochs=0"),
+        (dict(slow_learning_rate=-1.0), r"slow_learning_rate=-1.0"),
+        (dict(slow_parameters="attention"), r"slow_parameters='attention': must be a non-empty list"),
+        (dict(slow_parameters=["("]), r"'\(' is not a valid regular expression"),
+        (dict(slow_parameters=["no_such_parameter"]), r"slow_parameters=\['no_such_parameter'\]: matches no parameter"),
+        (dict(slow_parameters=["."]), r"matches every parameter.*meta=False"),
+        (dict(policy_kwargs=dict(recurrent_core="lstm")), r"slow_parameters=.*matches no parameter"),
+    ],
+)
 def test_bad_argument_is_named(cue_env, kwargs, message):
     with pytest.raises(ValueError, match=message):
         MetaRIMPPO("MlpPolicy", cue_env, n_steps=8, batch_size=8, **kwargs)
@@ -55,7 +58,9 @@ class TextObsEnv(TupleObsEnv):
 
 @pytest.mark.parametrize("env_class, message", [(TupleObsEnv, "unsupported Tuple"), (TextObsEnv, "unsupported Text")])
 def test_unsupported_observation_space(env_class, message):
-    with pytest.raises(ValueError, match=rf"observation_space=.*{message}; allowed: Box, Discrete, MultiDiscrete, MultiBinary"):
+    with pytest.raises(
+        ValueError, match=rf"observation_space=.*{message}; allowed: Box, Discrete, MultiDiscrete, MultiBinary"
+    ):
         MetaRIMPPO("MultiInputPolicy", env_class())
 
 

@@ -1,6 +1,6 @@
 """A minimal task that needs memory: recall a cue shown at the first step."""
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -22,7 +22,7 @@ class CueMemoryEnv(gym.Env):
     :param render_mode: ``None`` or ``"rgb_array"`` (the observation as a strip of grey cells).
     """
 
-    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(self, n_cues: int = 2, delay: int = 4, render_mode: str | None = None) -> None:
         if n_cues < 2:
