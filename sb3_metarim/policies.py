@@ -9,7 +9,7 @@ from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from sb3_metarim.rim import RIM, check_rim_arguments
+from sb3_metarim.rim import RIM, check_positive_int, check_rim_arguments
 
 RECURRENT_CORES = ("rim", "lstm")
 
@@ -148,8 +148,7 @@ def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], cor
         check_rim_arguments(**core_kwargs)
         return
     for name in ("num_units", "unit_size"):
-        if isinstance(core_kwargs[name], bool) or not isinstance(core_kwargs[name], int) or core_kwargs[name] < 1:
-            raise ValueError(f"{name}={core_kwargs[name]!r}: must be a positive integer")
+        check_positive_int(name, core_kwargs[name])
 
 
 MlpPolicy = RIMActorCriticPolicy

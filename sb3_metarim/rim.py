@@ -3,6 +3,7 @@
 import math
 
 import torch as th
+import torch.nn.functional as F
 from torch import nn
 
 RIM_CELLS = ("lstm", "gru")
@@ -10,7 +11,9 @@ RIM_CELLS = ("lstm", "gru")
 
 class GroupLinear(nn.Module):
     """
-    One linear map per module, applied to all modules at once.
+    One linear map per module, applied to all modules at once with one batched matmul.
+
+    Inputs are module-major, ``(num_groups, batch, in_features)``, so the matmul needs no copy.
 
     :param num_groups: Number of modules (groups).
     :param in_features: Input size of each group.
@@ -22,15 +25,14 @@ class GroupLinear(nn.Module):
         super().__init__()
         bound = 1.0 / math.sqrt(in_features)
         self.weight = nn.Parameter(th.empty(num_groups, in_features, out_features).uniform_(-bound, bound))
-        self.bias = nn.Parameter(th.empty(num_groups, out_features).uniform_(-bound, bound)) if bias else None
+        self.bias = nn.Parameter(th.empty(num_groups, 1, out_features).uniform_(-bound, bound)) if bias else None
 
     def forward(self, x: th.Tensor) -> th.Tensor:
         """
-        :param x: (batch, num_groups, in_features)
-        :return: (batch, num_groups, out_features)
+        :param x: (num_groups, batch, in_features)
+        :return: (num_groups, batch, out_features)
         """
-        out = th.einsum("bni,nio->bno", x, self.weight)
-        return out if self.bias is None else out + self.bias
+        return th.bmm(x, self.weight) if self.bias is None else th.baddbmm(self.bias, x, self.weight)
 
 
 class RIM(nn.Module):
@@ -94,14 +96,11 @@ class RIM(nn.Module):
         self.hidden_size = num_units * unit_size
         self.cell_type = cell
         self.comm_heads = comm_heads
-        self.comm_key_size = comm_key_size
-        self.comm_value_size = comm_value_size
-
+        self.dropout = dropout
         self.input_attention = InputAttention(input_size, num_units, unit_size, input_key_size, input_value_size)
         cell_class = GroupLSTMCell if cell == "lstm" else GroupGRUCell
         self.cell = cell_class(num_units, input_value_size, unit_size)
         self.communication_attention = CommunicationAttention(num_units, unit_size, comm_heads, comm_key_size, comm_value_size)
-        self.dropout = nn.Dropout(dropout)
         self.last_active: th.Tensor | None = None
 
     def forward(
@@ -121,42 +120,63 @@ class RIM(nn.Module):
             ``self.last_active`` holds the (seq_len, batch, num_units) boolean activity mask.
         """
         seq_len, batch = input.shape[:2]
-        h = state[0].reshape(batch, self.num_units, self.unit_size)
-        c = state[1].reshape(batch, self.num_units, self.unit_size)
-        # Keys and values depend on the input only: project the whole sequence at once.
+        # Module-major layout (num_units, batch, unit_size) inside the loop: every matmul is one bmm.
+        h = state[0].reshape(batch, self.num_units, self.unit_size).transpose(0, 1)
+        c = state[1].reshape(batch, self.num_units, self.unit_size).transpose(0, 1)
         keys, values = self.input_attention.project_input(input)
-        keep = None if episode_starts is None else (1.0 - episode_starts).reshape(seq_len, batch, 1, 1)
+        keep = (
+            None if episode_starts is None or not episode_starts.any() else (1.0 - episode_starts).view(seq_len, 1, batch, 1)
+        )
+        # The query and the cell's hidden gates both read h_{t-1}: one matmul per step for both.
+        cell_weight, cell_bias = self.cell.hidden_projection()
+        query = self.input_attention.query
+        hidden_weight, hidden_bias = th.cat((query.weight, cell_weight), dim=-1), th.cat((query.bias, cell_bias), dim=-1)
+        dropout = self.dropout if self.training else 0.0
 
         outputs, actives = [], []
         for t in range(seq_len):
             if keep is not None:
                 h, c = h * keep[t], c * keep[t]
-            h, c, active = self._step(keys[t], values[t], h, c)
+            h, c, active = self._step(keys[t], values[t], h, c, hidden_weight, hidden_bias, dropout)
             outputs.append(h)
             actives.append(active)
-        self.last_active = th.stack(actives).detach()
-        output = th.stack(outputs).reshape(seq_len, batch, self.hidden_size)
-        return output, (h.reshape(1, batch, self.hidden_size), c.reshape(1, batch, self.hidden_size))
+        self.last_active = th.stack(actives).transpose(1, 2)
+        output = th.stack(outputs).permute(0, 2, 1, 3).reshape(seq_len, batch, self.hidden_size)
+        return output, (_to_layer_layout(h), _to_layer_layout(c))
 
-    def _step(self, key: th.Tensor, value: th.Tensor, h: th.Tensor, c: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        scores = self.input_attention.scores(h, key)
+    def _step(
+        self,
+        key: th.Tensor,
+        value: th.Tensor,
+        h: th.Tensor,
+        c: th.Tensor,
+        hidden_weight: th.Tensor,
+        hidden_bias: th.Tensor,
+        dropout: float,
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        key_size = key.shape[-1]
+        from_hidden = th.baddbmm(hidden_bias, h, hidden_weight)
+        query, hidden_gates = from_hidden[..., :key_size], from_hidden[..., key_size:]
         # Softmax over the two slots [input, null] with a zero null score is a sigmoid.
-        attended = self.dropout(th.sigmoid(scores)).unsqueeze(-1) * value.unsqueeze(1)
+        scores = (query * key).sum(dim=-1)
+        attention = th.sigmoid(scores)
+        if dropout > 0.0:
+            attention = F.dropout(attention, dropout)
         # Selection is not differentiated: modules learn to compete only through the soft scores.
-        top = th.topk(scores.detach(), self.top_k, dim=1).indices
-        active = th.zeros_like(scores, dtype=th.bool).scatter_(1, top, True)
-
-        h_cand, c_cand = self.cell(attended, h, c)
+        top = th.topk(scores.detach(), self.top_k, dim=0).indices
+        active = th.zeros_like(scores, dtype=th.bool).scatter_(0, top, True)
         mask = active.unsqueeze(-1)
+
+        h_new, c_new = self.cell(attention.unsqueeze(-1) * value, hidden_gates, h, c)
         # Inactive modules are still read by the others, but get no gradient through being read.
-        h_read = th.where(mask, h_cand, h_cand.detach())
-        h_cand = h_cand + self.communication_attention(h_read, self.dropout)
-        return th.where(mask, h_cand, h), th.where(mask, c_cand, c), active
+        h_read = th.where(mask, h_new, h_new.detach()) if th.is_grad_enabled() else h_new
+        h_new = h_new + self.communication_attention(h_read, dropout)
+        return th.where(mask, h_new, h), th.where(mask, c_new, c), active
 
 
 class GroupLSTMCell(nn.Module):
     """
-    One LSTM cell per module, all modules stepped by one fused group matmul over [input, h].
+    One LSTM cell per module. Gate order: input, forget, output, candidate.
 
     :param num_units: Number of modules.
     :param input_size: Input size of each module.
@@ -165,13 +185,25 @@ class GroupLSTMCell(nn.Module):
 
     def __init__(self, num_units: int, input_size: int, unit_size: int) -> None:
         super().__init__()
-        self.gates = GroupLinear(num_units, input_size + unit_size, 4 * unit_size)
+        self.unit_size = unit_size
+        self.input_gates = GroupLinear(num_units, input_size, 4 * unit_size)
+        self.hidden_gates = GroupLinear(num_units, unit_size, 4 * unit_size, bias=False)
 
-    def forward(self, x: th.Tensor, h: th.Tensor, c: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """:return: the candidate ``(h, c)`` of every module, each (batch, num_units, unit_size)."""
-        i, f, g, o = self.gates(th.cat((x, h), dim=-1)).chunk(4, dim=-1)
-        c_new = th.sigmoid(f) * c + th.sigmoid(i) * th.tanh(g)
-        return th.sigmoid(o) * th.tanh(c_new), c_new
+    def hidden_projection(self) -> tuple[th.Tensor, th.Tensor]:
+        """:return: weight and bias of the part computed from ``h`` (it carries the gates' bias)."""
+        return self.hidden_gates.weight, self.input_gates.bias
+
+    def forward(self, x: th.Tensor, hidden_gates: th.Tensor, h: th.Tensor, c: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param x: (num_units, batch, input_size) each module's input.
+        :param hidden_gates: ``h`` through :meth:`hidden_projection`, computed by the caller.
+        :return: the candidate ``(h, c)`` of every module.
+        """
+        gates = th.baddbmm(hidden_gates, x, self.input_gates.weight)
+        split = 3 * self.unit_size
+        i, f, o = th.sigmoid(gates[..., :split]).chunk(3, dim=-1)
+        c_new = th.addcmul(f * c, i, th.tanh(gates[..., split:]))
+        return o * th.tanh(c_new), c_new
 
 
 class GroupGRUCell(nn.Module):
@@ -185,18 +217,26 @@ class GroupGRUCell(nn.Module):
 
     def __init__(self, num_units: int, input_size: int, unit_size: int) -> None:
         super().__init__()
+        self.unit_size = unit_size
         self.input_gates = GroupLinear(num_units, input_size, 3 * unit_size)
-        # Separate from the input part: the reset gate scales only the hidden part of the candidate.
         self.hidden_gates = GroupLinear(num_units, unit_size, 3 * unit_size)
 
-    def forward(self, x: th.Tensor, h: th.Tensor, c: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """:return: the candidate ``(h, c)`` of every module, each (batch, num_units, unit_size)."""
-        x_r, x_z, x_n = self.input_gates(x).chunk(3, dim=-1)
-        h_r, h_z, h_n = self.hidden_gates(h).chunk(3, dim=-1)
-        r = th.sigmoid(x_r + h_r)
-        z = th.sigmoid(x_z + h_z)
-        n = th.tanh(x_n + r * h_n)
-        return (1.0 - z) * n + z * h, c
+    def hidden_projection(self) -> tuple[th.Tensor, th.Tensor]:
+        """:return: weight and bias of the part computed from ``h``."""
+        return self.hidden_gates.weight, self.hidden_gates.bias
+
+    def forward(self, x: th.Tensor, hidden_gates: th.Tensor, h: th.Tensor, c: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """
+        :param x: (num_units, batch, input_size) each module's input.
+        :param hidden_gates: ``h`` through :meth:`hidden_projection`, computed by the caller.
+        :return: the candidate ``(h, c)`` of every module.
+        """
+        input_gates = self.input_gates(x)
+        split = 2 * self.unit_size
+        r, z = th.sigmoid(input_gates[..., :split] + hidden_gates[..., :split]).chunk(2, dim=-1)
+        # The reset gate scales the hidden part of the candidate only, as in nn.GRU.
+        n = th.tanh(th.addcmul(input_gates[..., split:], r, hidden_gates[..., split:]))
+        return th.addcmul(n, z, h - n), c
 
 
 class InputAttention(nn.Module):
@@ -221,13 +261,9 @@ class InputAttention(nn.Module):
         self.query = GroupLinear(num_units, unit_size, key_size)
 
     def project_input(self, input: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """:return: keys (..., key_size) and values (..., value_size) of the input."""
-        return self.key_value(input).split((self.key_size, self.value_size), dim=-1)
-
-    def scores(self, h: th.Tensor, key: th.Tensor) -> th.Tensor:
-        """:return: (batch, num_units) scaled scores of the input slot (the null slot scores 0)."""
-        query = self.query(h)
-        return th.einsum("bnk,bk->bn", query, key) / math.sqrt(self.key_size)
+        """:return: keys, already scaled by 1/sqrt(key_size), and values of the whole input sequence."""
+        keys, values = self.key_value(input).split((self.key_size, self.value_size), dim=-1)
+        return keys / math.sqrt(self.key_size), values
 
 
 class CommunicationAttention(nn.Module):
@@ -249,19 +285,29 @@ class CommunicationAttention(nn.Module):
         self.query_key_value = GroupLinear(num_units, unit_size, heads * (2 * key_size + value_size), bias=False)
         self.output = GroupLinear(num_units, heads * value_size, unit_size)
 
-    def forward(self, h: th.Tensor, dropout: nn.Module) -> th.Tensor:
+    def forward(self, h: th.Tensor, dropout: float = 0.0) -> th.Tensor:
         """
-        :param h: (batch, num_units, unit_size) module states.
-        :param dropout: dropout applied to the attention probabilities.
-        :return: (batch, num_units, unit_size) what each module reads.
+        :param h: (num_units, batch, unit_size) module states.
+        :param dropout: dropout probability on the attention weights.
+        :return: (num_units, batch, unit_size) what each module reads.
         """
-        batch, num_units = h.shape[:2]
-        qkv = self.query_key_value(h).view(batch, num_units, self.heads, -1)
+        num_units, batch = h.shape[:2]
+        # (num_units, batch, heads, qkv) -> (batch, heads, num_units, qkv): attention over modules.
+        qkv = self.query_key_value(h).view(num_units, batch, self.heads, -1).permute(1, 2, 0, 3)
         query, key, value = qkv.split((self.key_size, self.key_size, self.value_size), dim=-1)
-        scores = th.einsum("bnhk,bmhk->bhnm", query, key) / math.sqrt(self.key_size)
-        probs = dropout(th.softmax(scores, dim=-1))
-        context = th.einsum("bhnm,bmhv->bnhv", probs, value).reshape(batch, num_units, -1)
-        return self.output(context)
+        context = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout)
+        return self.output(context.permute(2, 0, 1, 3).reshape(num_units, batch, self.heads * self.value_size))
+
+
+def _to_layer_layout(state: th.Tensor) -> th.Tensor:
+    """(num_units, batch, unit_size) -> nn.LSTM's (1, batch, num_units * unit_size)."""
+    return state.transpose(0, 1).reshape(1, state.shape[1], -1)
+
+
+def check_positive_int(name: str, value: object) -> None:
+    """Raise a ``ValueError`` unless ``value`` is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r}: must be a positive integer")
 
 
 def check_rim_arguments(**kwargs) -> None:
@@ -276,9 +322,7 @@ def check_rim_arguments(**kwargs) -> None:
         "comm_key_size",
         "comm_value_size",
     ):
-        value = kwargs[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r}: must be a positive integer")
+        check_positive_int(name, kwargs[name])
     if kwargs["top_k"] > kwargs["num_units"]:
         raise ValueError(f"top_k={kwargs['top_k']}: must be between 1 and num_units={kwargs['num_units']}")
     if kwargs["cell"] not in RIM_CELLS:
