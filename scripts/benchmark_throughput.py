@@ -252,7 +252,8 @@ def main() -> None:
         wide["metarim / lstm"] = scaled[scaled["algo"] == "metarim"].set_index("setting")["ratio_to_lstm"]
         tables += [
             f"## Scaling on {ENVS[0]}: median steps/s ({args.scaling_repeats} alternating repeats; lstm width = "
-            f"num_units x {UNIT_SIZE}; top_k = min(4, num_units - 1); a buffer of <= {args.batch_size} steps is one minibatch)",
+            f"num_units x {UNIT_SIZE}; top_k = min(4, num_units - 1); "
+            f"a buffer of <= {args.batch_size} steps is one minibatch)",
             to_markdown(wide.reset_index()),
         ]
         bar_panel(axes[1, 0], scaled, "setting", f"Scaling on {ENVS[0]}")
