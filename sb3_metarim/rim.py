@@ -124,9 +124,9 @@ class RIM(nn.Module):
         h = state[0].reshape(batch, self.num_units, self.unit_size).transpose(0, 1)
         c = state[1].reshape(batch, self.num_units, self.unit_size).transpose(0, 1)
         keys, values = self.input_attention.project_input(input)
-        keep = (
-            None if episode_starts is None or not episode_starts.any() else (1.0 - episode_starts).view(seq_len, 1, batch, 1)
-        )
+        keep = None
+        if episode_starts is not None and episode_starts.any():
+            keep = (1.0 - episode_starts).view(seq_len, 1, batch, 1)
         # The query and the cell's hidden gates both read h_{t-1}: one matmul per step for both.
         cell_weight, cell_bias = self.cell.hidden_projection()
         query = self.input_attention.query
