@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_metarim.rim import check_positive_int
+from sb3_metarim.validation import check_positive_int
 from sb3_metarim.wrappers import INNER_EPISODE
 
 METRICS = ("return", "success")

@@ -9,7 +9,8 @@ from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from sb3_metarim.rim import RIM, check_positive_int, check_rim_arguments
+from sb3_metarim.rim import RIM, check_rim_arguments
+from sb3_metarim.validation import check_positive_int
 
 RECURRENT_CORES = ("rim", "lstm")
 

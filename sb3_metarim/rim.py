@@ -6,6 +6,8 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
+from sb3_metarim.validation import check_positive_int
+
 RIM_CELLS = ("lstm", "gru")
 
 
@@ -302,12 +304,6 @@ class CommunicationAttention(nn.Module):
 def _to_layer_layout(state: th.Tensor) -> th.Tensor:
     """(num_units, batch, unit_size) -> nn.LSTM's (1, batch, num_units * unit_size)."""
     return state.transpose(0, 1).reshape(1, state.shape[1], -1)
-
-
-def check_positive_int(name: str, value: object) -> None:
-    """Raise a ``ValueError`` unless ``value`` is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}={value!r}: must be a positive integer")
 
 
 def check_rim_arguments(**kwargs) -> None:

@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sb3_metarim.rim import check_positive_int
+from sb3_metarim.validation import check_positive_int
 
 ARM_PROBABILITIES_OPTION = "arm_probabilities"
 

@@ -25,7 +25,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from torch import nn
 
-from sb3_metarim.rim import check_positive_int
+from sb3_metarim.validation import check_positive_int
 from sb3_metarim.wrappers import PrevActionRewardWrapper, TaskSampler, TrialWrapper
 
 MISSION_KEY = "mission"
