@@ -1,0 +1,357 @@
+"""
+Optuna for MetaRIMPPO and its baselines: search spaces, samplers that merge into the yaml's ``policy_kwargs``,
+what happens to a trial that fails or is interrupted, the study storages, and an objective for your own loop.
+
+.. code-block:: python
+
+    import optuna
+    from sb3_metarim.tuning import make_objective, open_storage
+
+    objective = make_objective("metarim_ppo", "sb3_metarim/CueMemory-v0", n_timesteps=20_000)
+    study = optuna.create_study(storage=open_storage("logs/study.log"), study_name="cue", direction="maximize",
+                                load_if_exists=True)
+    study.optimize(objective, n_trials=20)
+"""
+
+import logging
+import math
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial, wraps
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from rl_zoo3.hyperparams_opt import convert_onpolicy_params
+
+logger = logging.getLogger(__name__)
+
+ZooSampler = Callable[[optuna.Trial, int, int, dict], dict[str, Any]]
+
+# Trial user attributes written by this module.
+ERROR_ATTR = "error"
+INTERRUPTED_ATTR = "interrupted"
+RETRY_OF_ATTR = "retry_of"
+
+# Raw Optuna parameters of each group, as rl-zoo3 names them where it has a name (rl-zoo3's converter reads them).
+PPO_PARAMS = (
+    "n_steps_pow",
+    "batch_size_pow",
+    "one_minus_gamma",
+    "one_minus_gae_lambda",
+    "learning_rate",
+    "ent_coef",
+    "clip_range",
+    "n_epochs",
+    "max_grad_norm",
+    "net_arch",
+    "activation_fn",
+)
+CORE_PARAMS = ("num_units", "unit_size")
+META_PARAMS = ("slow_learning_rate", "fast_span", "slow_interval", "slow_n_epochs")
+
+
+def suggest_ppo(trial: optuna.Trial) -> dict[str, Any]:
+    """
+    PPO's knobs: rl-zoo3's PPO space (same names, so rl-zoo3's converter reads them), narrowed. A RIM steps in
+    Python and the slow phase backpropagates through whole rollouts, so ``n_steps`` is 32 to 512 per env
+    (rl-zoo3: to 4096); ``batch_size`` 64 to 512 (rl-zoo3: 4 to 1024), ``n_epochs`` 4, 8 or 10 (rl-zoo3: 1 to 20),
+    ``clip_range`` 0.1 to 0.3 (rl-zoo3: to 0.4).
+
+    :param trial: The Optuna trial.
+    :return: raw parameters (rl-zoo3's names: ``n_steps_pow``, ``one_minus_gamma``, ...).
+    """
+    return {
+        "n_steps_pow": trial.suggest_int("n_steps_pow", 5, 9),
+        "batch_size_pow": trial.suggest_int("batch_size_pow", 6, 9),
+        "one_minus_gamma": trial.suggest_float("one_minus_gamma", 0.0001, 0.03, log=True),
+        "one_minus_gae_lambda": trial.suggest_float("one_minus_gae_lambda", 0.0001, 0.1, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 0.002, log=True),
+        "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.1, log=True),
+        "clip_range": trial.suggest_categorical("clip_range", [0.1, 0.2, 0.3]),
+        "n_epochs": trial.suggest_categorical("n_epochs", [4, 8, 10]),
+        "max_grad_norm": trial.suggest_float("max_grad_norm", 0.3, 2.0),
+        "net_arch": trial.suggest_categorical("net_arch", ["tiny", "small", "medium"]),
+        "activation_fn": trial.suggest_categorical("activation_fn", ["tanh", "relu"]),
+    }
+
+
+def suggest_core_width(trial: optuna.Trial) -> dict[str, Any]:
+    """
+    The core's size: ``num_units`` modules of ``unit_size`` (an LSTM core is ``num_units * unit_size`` wide).
+
+    :param trial: The Optuna trial.
+    :return: raw parameters.
+    """
+    return {
+        "num_units": trial.suggest_int("num_units", 4, 8, step=2),
+        "unit_size": trial.suggest_categorical("unit_size", [16, 32, 64]),
+    }
+
+
+def suggest_rim(trial: optuna.Trial) -> dict[str, Any]:
+    """
+    A RIM's size and sparsity. ``top_k`` is sampled as ``inactive_units`` (1 to 3), a range that does not
+    depend on ``num_units``, so TPE sees a fixed space; ``top_k = num_units - inactive_units``.
+
+    :param trial: The Optuna trial.
+    :return: raw parameters.
+    """
+    return {**suggest_core_width(trial), "inactive_units": trial.suggest_int("inactive_units", 1, 3)}
+
+
+def suggest_meta(trial: optuna.Trial) -> dict[str, Any]:
+    """
+    The fast/slow knobs of ``MetaRIMPPO``; the fast learning rate is PPO's ``learning_rate``.
+
+    :param trial: The Optuna trial.
+    :return: raw parameters.
+    """
+    return {
+        "slow_learning_rate": trial.suggest_float("slow_learning_rate", 1e-5, 1e-3, log=True),
+        "fast_span": trial.suggest_categorical("fast_span", [8, 16, 32]),
+        "slow_interval": trial.suggest_categorical("slow_interval", [1, 2, 4]),
+        "slow_n_epochs": trial.suggest_categorical("slow_n_epochs", [1, 2]),
+    }
+
+
+SEARCH_SPACES: dict[str, tuple[Callable[[optuna.Trial], dict[str, Any]], ...]] = {
+    "metarim_ppo": (suggest_ppo, suggest_rim, suggest_meta),
+    "rim_ppo": (suggest_ppo, suggest_rim),
+    "metalstm_ppo": (suggest_ppo, suggest_core_width, suggest_meta),
+}
+
+
+def convert_params(params: dict[str, Any]) -> dict[str, Any]:
+    """
+    Raw trial parameters to constructor arguments: PPO's through rl-zoo3's ``convert_onpolicy_params``
+    (``gamma``, ``n_steps``, ``policy_kwargs.net_arch``, ...), the core's into ``policy_kwargs`` (``top_k`` from
+    ``inactive_units``), the fast/slow knobs as they are. rl-zoo3's ``--trial-id`` calls it too.
+
+    :param params: ``trial.params`` of a trial sampled by :func:`sample_metarim_params`.
+    :return: keyword arguments of the algorithm.
+    """
+    hyperparams = convert_onpolicy_params({key: params[key] for key in PPO_PARAMS})
+    core = {key: params[key] for key in CORE_PARAMS if key in params}
+    if "inactive_units" in params:
+        core["top_k"] = params["num_units"] - params["inactive_units"]
+    hyperparams["policy_kwargs"].update(core)
+    hyperparams.update({key: params[key] for key in META_PARAMS if key in params})
+    return hyperparams
+
+
+def sample_metarim_params(
+    trial: optuna.Trial, algo: str = "metarim_ppo", policy_kwargs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """
+    Sample the arguments of one of our algorithms for ``trial``.
+
+    :param trial: The Optuna trial.
+    :param algo: ``"metarim_ppo"`` (PPO, RIM and fast/slow knobs), ``"rim_ppo"`` (PPO and RIM) or
+        ``"metalstm_ppo"`` (PPO, core width and fast/slow knobs).
+    :param policy_kwargs: Your fixed ``policy_kwargs`` (features extractor, ...); the sampled keys are merged
+        into a copy of them, sampled values winning.
+    :return: keyword arguments of the algorithm (``learning_rate``, ``n_steps``, ``policy_kwargs``, ...).
+    """
+    if algo not in SEARCH_SPACES:
+        raise ValueError(f"algo={algo!r}: no search space; allowed: {sorted(SEARCH_SPACES)}")
+    params: dict[str, Any] = {}
+    for suggest in SEARCH_SPACES[algo]:
+        params.update(suggest(trial))
+    hyperparams = convert_params(params)
+    # The values the model gets, next to the raw parameters Optuna records (as rl-zoo3's samplers do).
+    for key in ("n_steps", "batch_size", "gamma", "gae_lambda"):
+        trial.set_user_attr(key, hyperparams[key])
+    if "top_k" in hyperparams["policy_kwargs"]:
+        trial.set_user_attr("top_k", hyperparams["policy_kwargs"]["top_k"])
+    return merge_policy_kwargs(hyperparams, policy_kwargs)
+
+
+def merge_policy_kwargs(hyperparams: dict[str, Any], base: dict[str, Any] | None) -> dict[str, Any]:
+    """
+    :param hyperparams: Sampled or loaded arguments, maybe with a ``policy_kwargs``.
+    :param base: The ``policy_kwargs`` they are merged into (``None``: nothing to merge).
+    :return: a copy of ``hyperparams`` whose ``policy_kwargs`` is ``base`` updated with theirs.
+    """
+    if not base:
+        return dict(hyperparams)
+    return {**hyperparams, "policy_kwargs": {**base, **hyperparams.get("policy_kwargs", {})}}
+
+
+# The yaml's policy_kwargs of the objective running in this thread (Optuna's n_jobs runs trials in threads).
+_base_policy_kwargs = threading.local()
+
+
+@contextmanager
+def base_policy_kwargs(policy_kwargs: dict[str, Any] | None) -> Iterator[None]:
+    """
+    Make :func:`zoo_sampler`'s samplers merge into ``policy_kwargs`` while the block runs in this thread.
+    rl-zoo3 calls a sampler with ``(trial, n_actions, n_envs, additional_args)`` and then *replaces* the
+    yaml's ``policy_kwargs`` by the sampler's: this is how the sampler learns the yaml's.
+
+    :param policy_kwargs: The yaml's ``policy_kwargs`` (already evaluated).
+    """
+    _base_policy_kwargs.value = policy_kwargs
+    try:
+        yield
+    finally:
+        _base_policy_kwargs.value = None
+
+
+def zoo_sampler(sampler: ZooSampler) -> ZooSampler:
+    """
+    :param sampler: An rl-zoo3 sampler, ``(trial, n_actions, n_envs, additional_args) -> hyperparams``.
+    :return: the same sampler, merging its ``policy_kwargs`` into those set by :func:`base_policy_kwargs`.
+    """
+
+    @wraps(sampler)
+    def merging_sampler(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+        return merge_policy_kwargs(
+            sampler(trial, n_actions, n_envs, additional_args), getattr(_base_policy_kwargs, "value", None)
+        )
+
+    return merging_sampler
+
+
+def _sample_for_zoo(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict, *, algo: str) -> dict[str, Any]:
+    """:func:`sample_metarim_params` with rl-zoo3's sampler signature (the other arguments are unused)."""
+    return sample_metarim_params(trial, algo)
+
+
+def rl_zoo_samplers() -> dict[str, ZooSampler]:
+    """:return: rl-zoo3 samplers (merging into the yaml's ``policy_kwargs``) for each of our algorithms."""
+    return {algo: zoo_sampler(partial(_sample_for_zoo, algo=algo)) for algo in SEARCH_SPACES}
+
+
+def record_failures(objective: Callable[[optuna.Trial], float]) -> Callable[[optuna.Trial], float]:
+    """
+    Wrap an objective so that one bad trial does not stop the study. A trial that raises is recorded as
+    failed (``FAIL``, its error in the ``"error"`` user attribute, the traceback logged) and the study goes
+    on; a NaN result is recorded as failed by Optuna itself; ``TrialPruned`` stays a prune. A
+    ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM under ``sb3_metarim.train``) still stops the study, the trial
+    marked ``"interrupted"`` so that :func:`requeue_interrupted` runs it again when the study resumes.
+
+    :param objective: The objective, ``trial -> value``.
+    :return: the wrapped objective.
+    """
+
+    @wraps(objective)
+    def recorded(trial: optuna.Trial) -> float:
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr(INTERRUPTED_ATTR, True)
+            raise
+        except Exception as error:
+            logger.warning("Trial %d raised, recorded as failed:\n%s", trial.number, traceback.format_exc())
+            trial.set_user_attr(ERROR_ATTR, f"{type(error).__name__}: {error}")
+            return math.nan
+        if math.isnan(value):
+            trial.set_user_attr(ERROR_ATTR, "the objective returned NaN")
+        return value
+
+    return recorded
+
+
+def requeue_interrupted(study: optuna.Study) -> list[int]:
+    """
+    Enqueue, once, the parameters of each trial marked ``"interrupted"`` by :func:`record_failures`, so a
+    resumed study runs them again first; the new trial has a ``"retry_of"`` user attribute.
+
+    :param study: The study being resumed.
+    :return: numbers of the trials enqueued again.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {trial.user_attrs[RETRY_OF_ATTR] for trial in trials if RETRY_OF_ATTR in trial.user_attrs}
+    interrupted = [
+        trial
+        for trial in trials
+        if trial.state == TrialState.FAIL and trial.user_attrs.get(INTERRUPTED_ATTR) and trial.number not in retried
+    ]
+    for trial in interrupted:
+        study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number})
+    return [trial.number for trial in interrupted]
+
+
+def default_storage(log_folder: str | Path, algo: str, env_id: str) -> str:
+    """
+    :param log_folder: rl-zoo3's log folder (``-f``).
+    :param algo: The algorithm.
+    :param env_id: The environment id.
+    :return: the embedded default storage: an Optuna journal file ``<log_folder>/<algo>/<env>_optuna.log``
+        (several processes on this machine may share it).
+    """
+    return str(Path(log_folder) / algo / f"{env_id.replace('/', '-')}_optuna.log")
+
+
+def default_study_name(algo: str, env_id: str) -> str:
+    """:return: the default study name, ``<algo>_<env>``, so a rerun of the same command resumes the same study."""
+    return f"{algo}_{env_id}"
+
+
+def open_storage(url: str) -> str | BaseStorage:
+    """
+    :param url: A journal file path ending in ``.log`` (as rl-zoo3 decides) or a database URL
+        (``sqlite:///...``, ``postgresql://user@host:port/db``).
+    :return: what ``optuna.create_study(storage=...)`` / ``optuna.load_study`` take.
+    """
+    if url.endswith(".log"):
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(url))
+    return url
+
+
+def make_objective(
+    algo: str,
+    env_id: str,
+    n_timesteps: int,
+    config: str | None = None,
+    hyperparams: dict[str, Any] | None = None,
+    n_evaluations: int = 1,
+    n_eval_episodes: int = 5,
+    log_folder: str = "logs",
+    seed: int = 0,
+    verbose: int = 0,
+) -> Callable[[optuna.Trial], float]:
+    """
+    The objective ``sb3_metarim.train --optimize`` runs, for your own Optuna loop: each trial samples the
+    algorithm's search space merged into the config's hyperparameters, trains ``n_timesteps`` on the config's
+    envs and wrappers, reports ``n_evaluations`` evaluations to the pruner and returns the last mean return.
+    Failures are handled by :func:`record_failures`.
+
+    :param algo: ``"metarim_ppo"``, ``"rim_ppo"``, ``"metalstm_ppo"`` or any rl-zoo3 algorithm.
+    :param env_id: A registered gymnasium id.
+    :param n_timesteps: Training steps per trial.
+    :param config: The yaml file (``None``: ``zoo_configs/<algo>.yml``).
+    :param hyperparams: Overrides of the config's entry, as rl-zoo3's ``-params``.
+    :param n_evaluations: Evaluations per trial (reported to the pruner).
+    :param n_eval_episodes: Episodes per evaluation.
+    :param log_folder: rl-zoo3's log folder: it makes a run folder there (the Monitor files of the env it builds
+        at set-up); the trials write nothing.
+    :param seed: Seed of the envs.
+    :param verbose: 0 quiet, 1 rl-zoo3's messages, 2 also the trials' training logs.
+    :return: the objective, ``trial -> mean evaluation return``.
+    """
+    from sb3_metarim.zoo import experiment_manager  # sb3_metarim.zoo imports this module
+
+    manager = experiment_manager(
+        algo,
+        env_id,
+        config=config,
+        hyperparams=hyperparams,
+        n_timesteps=n_timesteps,
+        n_evaluations=n_evaluations,
+        n_eval_episodes=n_eval_episodes,
+        log_folder=log_folder,
+        seed=seed,
+        verbose=verbose,
+    )
+    manager.setup_experiment()
+    return manager.objective

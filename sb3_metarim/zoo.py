@@ -1,0 +1,328 @@
+"""
+rl-zoo3 integration: our algorithms in rl-zoo3's tables, the default ``zoo_configs/<algo>.yml``, checks of a
+config's keys, and the ``ExperimentManager`` that ``python -m sb3_metarim.train`` runs.
+
+rl-zoo3 has no plugin mechanism: its CLI reads ``rl_zoo3.ALGOS`` and the sampler tables of
+``rl_zoo3.hyperparams_opt`` when it runs, so :func:`register` adds our entries to them first.
+
+=================  ==========================================================================================
+``metarim_ppo``    :class:`~sb3_metarim.MetaRIMPPO`: a RIM trained fast and slow
+``rim_ppo``        :class:`RIMPPO`: the RIM trained on one timescale (the "modular" baseline)
+``metalstm_ppo``   :class:`MetaLSTMPPO`: an LSTM core trained fast and slow, the value function slow (ablation)
+``ppo_lstm``       rl-zoo3's own ``RecurrentPPO`` (the LSTM baseline)
+=================  ==========================================================================================
+"""
+
+import argparse
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from rl_zoo3.exp_manager import ExperimentManager
+from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
+from rl_zoo3.utils import ALGOS, get_class_by_name
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+
+from sb3_metarim.meta_rim_ppo import MetaRIMPPO
+from sb3_metarim.plots import plot_learning_curve, write_study_report
+from sb3_metarim.tuning import (
+    base_policy_kwargs,
+    convert_params,
+    default_storage,
+    default_study_name,
+    merge_policy_kwargs,
+    open_storage,
+    record_failures,
+    requeue_interrupted,
+    rl_zoo_samplers,
+    zoo_sampler,
+)
+
+ZOO_CONFIGS = Path(__file__).resolve().parents[1] / "zoo_configs"
+META_LSTM_SLOW_PARAMETERS = ("value_net", "lstm_critic")
+# Set by rl-zoo3's CLI flags, so a config must not set them.
+CLI_ARGUMENTS = {"env": "--env", "tensorboard_log": "-tb", "seed": "--seed", "verbose": "--verbose", "device": "--device"}
+# Keys rl-zoo3 consumes itself (not passed to the algorithm).
+ZOO_KEYS = frozenset(
+    (
+        *("n_timesteps", "n_envs", "normalize", "frame_stack", "env_wrapper", "vec_env_wrapper", "callback"),
+        *("env_kwargs", "monitor_kwargs", "noise_type", "noise_std"),
+    )
+)
+REQUIRED_KEYS = ("n_timesteps", "policy")
+# Set by the algorithm on its policy.
+POLICY_ARGUMENTS = frozenset(("observation_space", "action_space", "lr_schedule"))
+
+
+class RIMPPO(MetaRIMPPO):
+    """
+    :class:`~sb3_metarim.MetaRIMPPO` with ``meta=False``: the RIM trained on one timescale, all parameters
+    together as ``RecurrentPPO`` trains them (the "modular" baseline, rl-zoo3 name ``rim_ppo``).
+
+    :param policy: As for ``MetaRIMPPO``.
+    :param env: As for ``MetaRIMPPO``.
+    :param meta: Must stay ``False``.
+    :param kwargs: Every other ``MetaRIMPPO`` argument.
+    """
+
+    def __init__(self, policy: Any, env: Any, meta: bool = False, **kwargs: Any) -> None:
+        if meta is not False:
+            raise ValueError(f"meta={meta!r}: rim_ppo trains on one timescale (meta=False); use metarim_ppo for fast/slow")
+        super().__init__(policy, env, meta=False, **kwargs)
+
+
+class MetaLSTMPPO(MetaRIMPPO):
+    """
+    The meta-LSTM ablation (rl-zoo3 name ``metalstm_ppo``): :class:`~sb3_metarim.MetaRIMPPO` with an
+    ``nn.LSTM`` core (``policy_kwargs["recurrent_core"] = "lstm"``, ``num_units * unit_size`` wide) trained fast
+    and slow, the value function (``value_net`` and the critic's core) being the slow set.
+
+    :param policy: As for ``MetaRIMPPO``.
+    :param env: As for ``MetaRIMPPO``.
+    :param slow_parameters: Patterns selecting the slow set; default the value function.
+    :param policy_kwargs: As for ``MetaRIMPPO``; ``recurrent_core`` must be ``"lstm"`` (the default here).
+    :param meta: Must stay ``True``.
+    :param kwargs: Every other ``MetaRIMPPO`` argument.
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        env: Any,
+        slow_parameters: Sequence[str] = META_LSTM_SLOW_PARAMETERS,
+        policy_kwargs: dict[str, Any] | None = None,
+        meta: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if meta is not True:
+            raise ValueError(f"meta={meta!r}: metalstm_ppo trains fast and slow (meta=True); use ppo_lstm for one timescale")
+        policy_kwargs = {"recurrent_core": "lstm", **(policy_kwargs or {})}
+        if policy_kwargs["recurrent_core"] != "lstm":
+            raise ValueError(
+                f"policy_kwargs['recurrent_core']={policy_kwargs['recurrent_core']!r}: metalstm_ppo has an LSTM core; "
+                "use metarim_ppo for a RIM"
+            )
+        super().__init__(policy, env, slow_parameters=slow_parameters, policy_kwargs=policy_kwargs, meta=True, **kwargs)
+
+
+ZOO_ALGOS: dict[str, type[BaseAlgorithm]] = {"metarim_ppo": MetaRIMPPO, "rim_ppo": RIMPPO, "metalstm_ppo": MetaLSTMPPO}
+BASELINE = "ppo_lstm"
+
+
+def register() -> None:
+    """
+    Add ``metarim_ppo``, ``rim_ppo`` and ``metalstm_ppo`` to rl-zoo3's ``ALGOS``, samplers and converters
+    (idempotent). Our samplers, and rl-zoo3's ``ppo_lstm`` sampler, merge the sampled ``policy_kwargs`` into
+    the yaml's instead of replacing them (see :func:`sb3_metarim.tuning.zoo_sampler`).
+    """
+    ALGOS.update(ZOO_ALGOS)
+    HYPERPARAMS_SAMPLER.update(rl_zoo_samplers())
+    HYPERPARAMS_CONVERTER.update(dict.fromkeys(ZOO_ALGOS, convert_params))
+    if not hasattr(HYPERPARAMS_SAMPLER[BASELINE], "__wrapped__"):
+        HYPERPARAMS_SAMPLER[BASELINE] = zoo_sampler(HYPERPARAMS_SAMPLER[BASELINE])
+
+
+def default_config(algo: str) -> str | None:
+    """
+    :param algo: An rl-zoo3 algorithm name.
+    :return: ``zoo_configs/<algo>.yml`` if it exists, ``None`` for rl-zoo3's algorithms without one (rl-zoo3
+        then uses its own); for our algorithms a missing file is an error.
+    """
+    path = ZOO_CONFIGS / f"{algo}.yml"
+    if path.is_file():
+        return str(path)
+    if algo in ZOO_ALGOS:
+        raise ValueError(f"--algo {algo}: no -conf given and the default config {path} does not exist; pass -conf <yaml>")
+    return None
+
+
+def accepted_arguments(cls: type) -> set[str]:
+    """
+    :param cls: A class.
+    :return: the keyword arguments its constructor takes, following ``**kwargs`` up the MRO.
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        keywords = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        names |= {parameter.name for parameter in parameters if parameter.kind in keywords} - {"self"}
+        if not any(parameter.kind == inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+            break
+    return names
+
+
+def check_hyperparameters(algo: str, hyperparams: dict[str, Any], where: str) -> None:
+    """
+    Raise a ``ValueError`` naming the first key that ``algo`` (or its policy, for ``policy_kwargs``) does not take.
+
+    :param algo: The rl-zoo3 algorithm name.
+    :param hyperparams: The entry after rl-zoo3's preprocessing (its own keys removed), plus ``-params``.
+    :param where: Where the entry comes from, for the message.
+    """
+    algo_class = ALGOS[algo]
+    allowed = accepted_arguments(algo_class) - set(CLI_ARGUMENTS) - {"_init_setup_model"}
+    for key, value in hyperparams.items():
+        if key in CLI_ARGUMENTS:
+            raise ValueError(f"{where}: {key}={value!r} is set by the CLI flag {CLI_ARGUMENTS[key]}, not in the config")
+        if key not in allowed | ZOO_KEYS:
+            raise ValueError(
+                f"{where}: unknown key {key}={value!r} for {algo} ({algo_class.__name__}); "
+                f"allowed: {', '.join(sorted(allowed | ZOO_KEYS))}"
+            )
+    policy = hyperparams["policy"]
+    if isinstance(policy, str) and policy not in algo_class.policy_aliases:
+        raise ValueError(f"{where}: policy={policy!r} is not a policy of {algo}; allowed: {sorted(algo_class.policy_aliases)}")
+    policy_class = algo_class.policy_aliases[policy] if isinstance(policy, str) else policy
+    allowed_policy = accepted_arguments(policy_class) - POLICY_ARGUMENTS
+    for key, value in hyperparams.get("policy_kwargs", {}).items():
+        if key not in allowed_policy:
+            raise ValueError(
+                f"{where}: unknown policy_kwargs key {key}={value!r} for {policy_class.__name__}; "
+                f"allowed: {', '.join(sorted(allowed_policy))}"
+            )
+
+
+def resolve_class_names(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """
+    :param policy_kwargs: ``policy_kwargs`` as a yaml mapping, classes given by import path
+        (``features_extractor_class: sb3_metarim.envs.minigrid.MiniGridFeaturesExtractor``).
+    :return: a copy where the values of ``*_class`` and ``*_fn`` keys given as dotted paths are the classes.
+    """
+    return {
+        key: get_class_by_name(value) if key.endswith(("_class", "_fn")) and isinstance(value, str) and "." in value else value
+        for key, value in policy_kwargs.items()
+    }
+
+
+class ZooExperimentManager(ExperimentManager):
+    """
+    rl-zoo3's ``ExperimentManager`` with our defaults and guards, for every algorithm (ours and rl-zoo3's):
+
+    - the config defaults to ``zoo_configs/<algo>.yml`` when it exists (pass ``config`` by keyword, as
+      rl-zoo3's CLI does);
+    - ``--optimize`` and ``--trial-id`` default to an embedded journal storage under the log folder and to the
+      study ``<algo>_<env>``, so rerunning a killed study resumes it;
+    - a config's unknown keys and ``policy_kwargs`` keys are errors naming the key, the value and what is allowed;
+      ``policy_kwargs`` may give classes by import path;
+    - sampled (``--optimize``) and loaded (``--trial-id``, trial 0 included) ``policy_kwargs`` are merged into the
+      config's instead of replacing them;
+    - a trial that raises is recorded as failed and the study goes on; a trial interrupted by Ctrl-C/SIGTERM is
+      run again when the study resumes;
+    - after training, ``learning_curve.png`` in the run folder; after a study, a report (markdown + PNG) in
+      ``<log_folder>/<algo>/`` instead of rl-zoo3's plotly windows (``--no-optim-plots`` skips it).
+
+    :param args: As for ``ExperimentManager``.
+    :param kwargs: As for ``ExperimentManager``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        register()
+        super().__init__(*args, **kwargs)
+        if not kwargs.get("config"):
+            self.config = default_config(self.algo) or self.config
+        if self.optimize_hyperparameters or self.trial_id is not None:
+            self.storage = self.storage or default_storage(self.log_folder, self.algo, self.env_name.gym_id)
+            self.study_name = self.study_name or default_study_name(self.algo, self.env_name.gym_id)
+
+    def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        # rl-zoo3 skips --trial-id 0 and replaces the config's policy_kwargs by the trial's: load the trial here.
+        trial_id, self.trial_id = self.trial_id, None
+        hyperparams, saved_hyperparams = super().read_hyperparameters()
+        self.trial_id = trial_id
+        if trial_id is None:
+            return hyperparams, saved_hyperparams
+        base = hyperparams.get("policy_kwargs")
+        if isinstance(base, str):
+            raise ValueError(
+                f"{self.config}: policy_kwargs={base!r} is a string; write it as a mapping to merge trial {trial_id}'s into it"
+            )
+        trial_hyperparams = self._load_trial_hyperparameters(trial_id)
+        hyperparams = {**hyperparams, **merge_policy_kwargs(trial_hyperparams, base), **(self.custom_hyperparams or {})}
+        print(f"Hyperparameters of trial {trial_id} of study {self.study_name!r} merged in: {trial_hyperparams}")
+        return hyperparams, dict(sorted(hyperparams.items()))
+
+    def _load_trial_hyperparameters(self, trial_id: int) -> dict[str, Any]:
+        """:return: the converted hyperparameters of trial ``trial_id`` of the study."""
+        try:
+            return self.load_trial(self.storage, self.study_name, trial_id)
+        except IndexError as error:
+            raise ValueError(
+                f"--trial-id {trial_id}: study {self.study_name!r} in {self.storage} has no such trial"
+            ) from error
+
+    def _preprocess_hyperparams(self, hyperparams: dict[str, Any]) -> tuple[dict[str, Any], Any, list[BaseCallback], Any]:
+        where = f"{self.config} (entry for {self.env_name.gym_id})"
+        if self.custom_hyperparams:
+            where += f" with -params {self.custom_hyperparams}"
+        for key in REQUIRED_KEYS:
+            if key not in hyperparams:
+                raise ValueError(f"{where}: the key {key!r} is required")
+        if "slow_learning_rate" in hyperparams:  # rl-zoo3 turns "lin_<value>" into a schedule for its own keys only
+            hyperparams["slow_learning_rate"] = self._preprocess_schedules(
+                {"learning_rate": hyperparams["slow_learning_rate"]}
+            )["learning_rate"]
+        hyperparams, env_wrapper, callbacks, vec_env_wrapper = super()._preprocess_hyperparams(hyperparams)
+        if "policy_kwargs" in hyperparams:
+            hyperparams["policy_kwargs"] = resolve_class_names(hyperparams["policy_kwargs"])
+        check_hyperparameters(self.algo, hyperparams, where)
+        return hyperparams, env_wrapper, callbacks, vec_env_wrapper
+
+    def objective(self, trial: optuna.Trial) -> float:
+        with base_policy_kwargs(self._hyperparams.get("policy_kwargs")):
+            return record_failures(super().objective)(trial)
+
+    def hyperparameters_optimization(self) -> None:
+        study = optuna.create_study(
+            storage=open_storage(self.storage), study_name=self.study_name, direction="maximize", load_if_exists=True
+        )
+        print(f"Study {self.study_name!r} in {self.storage}: {len(study.trials)} trials so far")
+        retried = requeue_interrupted(study)
+        if retried:
+            print(f"Running the interrupted trials {retried} again first")
+        write_report, self.no_optim_plots = not self.no_optim_plots, True
+        try:
+            super().hyperparameters_optimization()
+        except ValueError as error:
+            # rl-zoo3 ends by reading study.best_trial, which raises when no trial has completed.
+            if "completed" not in str(error) or study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                raise
+            print(f"No trial of study {self.study_name!r} has completed yet (all failed, were pruned or are running)")
+        if write_report:
+            train_command = (
+                f"python -m sb3_metarim.train --algo {self.algo} --env {self.env_name.gym_id} -conf {self.config} "
+                f"--storage {self.storage} --study-name {self.study_name}"
+            )
+            report = write_study_report(study, Path(self.log_folder) / self.algo, self.storage, train_command)
+            print(f"Study report: {report}")
+
+    def save_trained_model(self, model: BaseAlgorithm) -> None:
+        super().save_trained_model(model)
+        curve = plot_learning_curve(self.save_path, title=f"{self.algo} on {self.env_name.gym_id}")
+        print(f"Learning curve: {curve}")
+
+
+def experiment_manager(
+    algo: str, env_id: str, config: str | None = None, log_folder: str = "logs", **kwargs: Any
+) -> ZooExperimentManager:
+    """
+    A :class:`ZooExperimentManager` for ``--optimize`` from Python (see :func:`sb3_metarim.tuning.make_objective`).
+
+    :param algo: The rl-zoo3 algorithm name.
+    :param env_id: The environment id.
+    :param config: The yaml file (``None``: the default).
+    :param log_folder: rl-zoo3's log folder (``-f``).
+    :param kwargs: Other ``ExperimentManager`` arguments (``n_timesteps``, ``hyperparams``, ...).
+    :return: the manager; call ``setup_experiment()`` before its ``objective``.
+    """
+    register()  # before checking algo
+    if algo not in ALGOS:
+        raise ValueError(f"algo={algo!r}: unknown; allowed: {sorted(ALGOS)}")
+    return ZooExperimentManager(
+        argparse.Namespace(), algo, env_id, log_folder, config=config, optimize_hyperparameters=True, **kwargs
+    )
