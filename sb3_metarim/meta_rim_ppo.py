@@ -69,7 +69,8 @@ class MetaRIMPPO(RecurrentPPO):
     :param verbose: 0 no output, 1 info, 2 debug.
     :param seed: Seed of the random generators.
     :param device: Torch device.
-    :param meta: Train on two timescales (fast and slow); ``False`` trains everything together.
+    :param meta: Train on two timescales (fast and slow); ``False`` trains everything together, and the
+        ``fast_span`` and ``slow_*`` arguments are unused.
     :param fast_span: Longest sequence (steps) the fast phase backpropagates through.
     :param slow_interval: Rollouts between slow phases (1: after every rollout).
     :param slow_n_epochs: Epochs of each slow phase.
