@@ -11,6 +11,7 @@ from sb3_metarim.envs.minigrid import (
     make_meta_env,
     tokenize_mission,
 )
+from sb3_metarim.envs.tmaze import TMazeEnv
 
 __all__ = [
     "BernoulliBanditEnv",
@@ -18,6 +19,7 @@ __all__ = [
     "GridIdsWrapper",
     "MiniGridFeaturesExtractor",
     "MissionTokenWrapper",
+    "TMazeEnv",
     "make_meta_env",
     "tokenize_mission",
 ]
@@ -26,3 +28,5 @@ if "sb3_metarim/CueMemory-v0" not in gym.registry:
     gym.register("sb3_metarim/CueMemory-v0", entry_point=CueMemoryEnv, max_episode_steps=100)
 if "sb3_metarim/BernoulliBandit-v0" not in gym.registry:
     gym.register("sb3_metarim/BernoulliBandit-v0", entry_point=BernoulliBanditEnv)
+if "sb3_metarim/TMaze-v0" not in gym.registry:
+    gym.register("sb3_metarim/TMaze-v0", entry_point=TMazeEnv)

@@ -1,0 +1,312 @@
+"""
+Aggregate a suite's ``eval.csv`` files the way Agarwal et al. (2021) recommend, with ``rliable``.
+
+Per run: the final return (last evaluation), the normalized area under the curve (the mean normalized score
+over training, trapezoids over the evaluation steps), and the frames to threshold (the first evaluation at or
+above the env's threshold; a run that never gets there counts as its budget, a censored value, and the table
+says how many got there). Per env and variant: the interquartile mean (IQM) of each, with a 95% bootstrap
+confidence interval. Over the suite: IQM of normalized final scores and AUCs with stratified-bootstrap CIs and
+performance profiles. Only finished runs count.
+"""
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from rliable import library as rly
+from rliable import metrics, plot_utils
+
+from sb3_metarim.benchmark.runner import DONE_FILE, environment_facts
+from sb3_metarim.benchmark.spec import EnvSpec, SuiteSpec
+
+CONFIDENCE = 0.95
+BOOTSTRAP_REPS = 2000
+
+
+def load_results(suite: SuiteSpec, root: Path) -> pd.DataFrame:
+    """
+    :return: every evaluation row of the suite's finished runs, with columns ``env_id``, ``variant``, ``seed``
+        and those of ``eval.csv``.
+    """
+    frames = []
+    for spec in suite.runs():
+        folder = spec.folder(root)
+        if not (folder / DONE_FILE).exists():
+            continue
+        frame = pd.read_csv(folder / "eval.csv")
+        frame.insert(0, "seed", spec.seed)
+        frame.insert(0, "variant", spec.variant.name)
+        frame.insert(0, "env_id", spec.env.env_id)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["env_id", "variant", "seed", "timesteps", "return_mean", "success_rate"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_metrics(curve: pd.DataFrame, env: EnvSpec) -> dict[str, float]:
+    """
+    :param curve: One run's evaluations (``timesteps``, ``return_mean``), in order.
+    :param env: The run's env.
+    :return: ``final_return``, ``final_score`` (normalized), ``auc`` (normalized) and ``frames_to_threshold``
+        (the budget when never reached) with ``reached`` (1.0 or 0.0).
+    """
+    steps = curve["timesteps"].to_numpy(dtype=float)
+    returns = curve["return_mean"].to_numpy(dtype=float)
+    scores = env.normalize_score(returns)
+    auc = np.trapezoid(scores, steps) / (steps[-1] - steps[0]) if len(steps) > 1 else scores[-1]
+    above = np.flatnonzero(returns >= env.threshold)
+    return {
+        "final_return": returns[-1],
+        "final_score": scores[-1],
+        "auc": float(auc),
+        "frames_to_threshold": steps[above[0]] if len(above) else float(env.n_timesteps),
+        "reached": float(len(above) > 0),
+    }
+
+
+def per_run_table(suite: SuiteSpec, results: pd.DataFrame) -> pd.DataFrame:
+    """:return: one row per finished run: ``env_id``, ``variant``, ``seed`` and :func:`run_metrics`."""
+    rows = []
+    for (env_id, variant, seed), curve in results.groupby(["env_id", "variant", "seed"], sort=False):
+        rows.append(
+            {
+                "env_id": env_id,
+                "variant": variant,
+                "seed": seed,
+                **run_metrics(curve.sort_values("timesteps"), suite.env(env_id)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def iqm_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """:return: the IQM of ``values`` (one task's runs) and its 95% bootstrap CI."""
+    return _interval(values[:, None], metrics.aggregate_iqm, seed)
+
+
+def mean_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """:return: the mean of ``values`` and its 95% bootstrap CI."""
+    return _interval(values[:, None], metrics.aggregate_mean, seed)
+
+
+def _interval(matrix: np.ndarray, aggregate: Any, seed: int) -> tuple[float, float, float]:
+    with warnings.catch_warnings():
+        # rliable seeds arch's bootstrap with a RandomState, which arch 7 deprecates.
+        warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)
+        point, interval = rly.get_interval_estimates(
+            {"x": matrix},
+            lambda scores: np.array([aggregate(scores)]),
+            reps=BOOTSTRAP_REPS,
+            confidence_interval_size=CONFIDENCE,
+            random_state=np.random.RandomState(seed),
+        )
+    return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """:return: per env and variant: runs, IQM final return, IQM normalized AUC, mean frames to threshold, with CIs."""
+    rows = []
+    for (env_id, variant), group in runs.groupby(["env_id", "variant"], sort=False):
+        row: dict[str, Any] = {"env_id": env_id, "variant": variant, "runs": len(group)}
+        for metric, interval in (
+            ("final_return", iqm_interval),
+            ("auc", iqm_interval),
+            ("frames_to_threshold", mean_interval),
+        ):
+            row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = interval(group[metric].to_numpy(dtype=float))
+        row["reached"] = int(group["reached"].sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def verdicts(summary: pd.DataFrame, candidate: str, baseline: str) -> pd.DataFrame:
+    """
+    :return: per env where both ran: whether ``candidate``'s IQM final return is at least ``baseline``'s, and
+        whether its mean frames to threshold are at most ``baseline``'s (point estimates; the CIs are beside them).
+    """
+    rows = []
+    for env_id, group in summary.groupby("env_id", sort=False):
+        by_variant = group.set_index("variant")
+        if candidate not in by_variant.index or baseline not in by_variant.index:
+            continue
+        mine, theirs = by_variant.loc[candidate], by_variant.loc[baseline]
+        rows.append(
+            {
+                "env_id": env_id,
+                "final_return_at_least": bool(mine["final_return"] >= theirs["final_return"]),
+                "frames_at_most": bool(mine["frames_to_threshold"] <= theirs["frames_to_threshold"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def suite_aggregates(suite: SuiteSpec, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """
+    IQM over the suite of normalized final scores and AUCs, on the seeds finished for every env of a variant.
+
+    :return: a table (variant, metric, IQM, CI) and, per variant, the (runs x envs) matrix of final scores.
+    """
+    rows, finals = [], {}
+    env_ids = [env.env_id for env in suite.envs]
+    for variant, group in runs.groupby("variant", sort=False):
+        complete = group.groupby("seed").filter(lambda seed_runs: set(seed_runs["env_id"]) == set(env_ids))
+        if complete.empty:
+            continue
+        for metric in ("final_score", "auc"):
+            matrix = complete.pivot(index="seed", columns="env_id", values=metric)[env_ids].to_numpy(dtype=float)
+            if metric == "final_score":
+                finals[variant] = matrix
+            iqm, low, high = _interval(matrix, metrics.aggregate_iqm, 0)
+            rows.append({"variant": variant, "metric": metric, "iqm": iqm, "low": low, "high": high, "seeds": len(matrix)})
+    return pd.DataFrame(rows), finals
+
+
+def plot_curves(suite: SuiteSpec, results: pd.DataFrame, path: Path) -> None:
+    """Per env: the IQM over seeds of the evaluation return against steps, with a 95% bootstrap band."""
+    envs = [env for env in suite.envs if env.env_id in set(results["env_id"])]
+    columns = min(3, max(len(envs), 1))
+    rows = (len(envs) + columns - 1) // columns
+    fig, axes = plt.subplots(max(rows, 1), columns, figsize=(5 * columns, 3.6 * max(rows, 1)), squeeze=False)
+    for ax, env in zip(axes.flat, envs, strict=False):
+        for variant, group in results[results["env_id"] == env.env_id].groupby("variant", sort=False):
+            table = group.pivot_table(index="seed", columns="timesteps", values="return_mean").dropna(axis=1)
+            points = [iqm_interval(table[column].to_numpy()) for column in table.columns]
+            iqm, low, high = (np.array(values) for values in zip(*points, strict=True))
+            ax.plot(table.columns, iqm, label=f"{variant} ({len(table)})")
+            ax.fill_between(table.columns, low, high, alpha=0.2)
+        ax.axhline(env.threshold, color="grey", linestyle=":", linewidth=1)
+        ax.set(title=env.env_id, xlabel="environment steps", ylabel="evaluation return (IQM, 95% CI)")
+    for ax in list(axes.flat)[len(envs) :]:
+        ax.axis("off")
+    if envs:
+        axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_profiles(finals: dict[str, np.ndarray], path: Path) -> None:
+    """Performance profiles (fraction of runs above each normalized score) of the final scores, with CIs."""
+    taus = np.linspace(-0.25, 1.25, 61)
+    profiles, intervals = rly.create_performance_profile(finals, taus, reps=BOOTSTRAP_REPS)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=intervals, ax=ax, xlabel="normalized score")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def aggregate_suite(
+    suite: SuiteSpec, root: Path, command: str, candidate: str = "metarim_ppo", baseline: str = "ppo_lstm"
+) -> Path:
+    """
+    Write ``runs.csv``, ``summary.csv``, ``summary.md``, ``curves.png`` and ``profile.png`` to ``root/<suite>/``.
+
+    :param suite: The suite.
+    :param root: The results folder.
+    :param command: The command that ran the aggregation (written in the report).
+    :param candidate: Variant whose claim the verdict table checks.
+    :param baseline: Variant it is compared with.
+    :return: the markdown report's path.
+    """
+    folder = Path(root) / suite.name
+    folder.mkdir(parents=True, exist_ok=True)
+    results = load_results(suite, root)
+    if results.empty:
+        raise ValueError(f"{folder}: no finished run of suite {suite.name!r} yet; run the suite first")
+    runs = per_run_table(suite, results)
+    summary = summary_table(runs)
+    runs.to_csv(folder / "runs.csv", index=False)
+    summary.to_csv(folder / "summary.csv", index=False)
+    plot_curves(suite, results, folder / "curves.png")
+    aggregates, finals = suite_aggregates(suite, runs)
+    if finals:
+        plot_profiles(finals, folder / "profile.png")
+    report = folder / "summary.md"
+    report.write_text(
+        _markdown(suite, summary, verdicts(summary, candidate, baseline), aggregates, command, candidate, baseline)
+    )
+    return report
+
+
+def _markdown(
+    suite: SuiteSpec,
+    summary: pd.DataFrame,
+    verdict: pd.DataFrame,
+    aggregates: pd.DataFrame,
+    command: str,
+    candidate: str,
+    baseline: str,
+) -> str:
+    facts = environment_facts()
+    versions = ", ".join(f"{name} {version}" for name, version in facts["versions"].items())
+    lines = [
+        f"# Suite `{suite.name}`: {len(summary['env_id'].unique())} envs, variants {', '.join(summary['variant'].unique())}",
+        "",
+        "Deterministic evaluation on separate envs. IQM = interquartile mean over seeds; [low, high] = 95% bootstrap CI "
+        "(rliable). AUC = mean normalized score over training (0 = `score_range[0]`, 1 = `score_range[1]`). Frames to "
+        "threshold: the mean over seeds, a run that never reached the threshold counting as its budget.",
+        "",
+        "| env | variant | runs | IQM final return | IQM AUC | frames to threshold | reached |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in summary.to_dict("records"):
+        final, auc = _metric_ci(row, "final_return"), _metric_ci(row, "auc")
+        frames = _metric_ci(row, "frames_to_threshold", ".0f")
+        reached = f"{row['reached']}/{row['runs']}"
+        lines.append(f"| {row['env_id']} | {row['variant']} | {row['runs']} | {final} | {auc} | {frames} | {reached} |")
+    if not verdict.empty:
+        final_wins, frame_wins = int(verdict["final_return_at_least"].sum()), int(verdict["frames_at_most"].sum())
+        lines += [
+            "",
+            f"## `{candidate}` against `{baseline}` (point estimates)",
+            "",
+            f"| env | IQM final return >= {baseline} | frames to threshold <= {baseline} |",
+            "|---|---|---|",
+            *(
+                f"| {row.env_id} | {_yes(row.final_return_at_least)} | {_yes(row.frames_at_most)} |"
+                for row in verdict.itertuples()
+            ),
+            f"| **total** | **{final_wins} of {len(verdict)}** | **{frame_wins} of {len(verdict)}** |",
+        ]
+    if not aggregates.empty:
+        lines += [
+            "",
+            "## Over the suite (normalized; seeds finished on every env)",
+            "",
+            "| variant | metric | seeds | IQM |",
+            "|---|---|---|---|",
+            *(
+                f"| {row.variant} | {row.metric} | {row.seeds} | {_ci(row.iqm, row.low, row.high)} |"
+                for row in aggregates.itertuples()
+            ),
+            "",
+            "![performance profiles](profile.png)",
+        ]
+    lines += [
+        "",
+        "![learning curves](curves.png)",
+        "",
+        f"Command: `{command}` · commit {facts['commit']} · {versions} · {facts['machine']}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _metric_ci(row: dict[str, Any], metric: str, fmt: str = ".3f") -> str:
+    return _ci(row[metric], row[f"{metric}_low"], row[f"{metric}_high"], fmt)
+
+
+def _ci(point: float, low: float, high: float, fmt: str = ".3f") -> str:
+    return f"{point:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "**no**"

@@ -1,0 +1,107 @@
+"""
+``python -m sb3_metarim.benchmark``: run a suite's grid (resumable, shardable, in parallel) and aggregate it.
+
+.. code-block:: bash
+
+    python -m sb3_metarim.benchmark run memory --workers 2            # the whole grid, 2 processes
+    python -m sb3_metarim.benchmark run memory --shard 0/4            # a quarter of it (e.g. one machine of four)
+    python -m sb3_metarim.benchmark run memory --env popgym-RepeatFirstEasy-v0 --variant ppo_lstm --seeds 0 1
+    python -m sb3_metarim.benchmark aggregate memory                  # summary.csv, summary.md, curves.png, profile.png
+    python -m sb3_metarim.benchmark list memory --shard 1/4           # what a shard would run, and what is finished
+"""
+
+import argparse
+import os
+import shlex
+import sys
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import torch as th
+
+from sb3_metarim.benchmark.runner import DONE_FILE, run
+from sb3_metarim.benchmark.spec import RunSpec, load_suite, parse_shard, shard
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    suite = load_suite(args.suite)
+    suite.import_modules()
+    runs = suite.runs(args.env, args.variant, args.seeds)
+    if args.shard:
+        runs = shard(runs, *parse_shard(args.shard))
+    if args.command == "list":
+        for spec in runs:
+            state = "done" if (spec.folder(args.out) / DONE_FILE).exists() else "to do"
+            print(f"{state:6} {spec.describe()}")
+        return 0
+    if args.command == "aggregate":
+        from sb3_metarim.benchmark.aggregate import aggregate_suite
+
+        command = " ".join(["python -m sb3_metarim.benchmark", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+        report = aggregate_suite(suite, args.out, command=command)
+        print(f"report: {report}")
+        return 0
+    return run_grid(runs, args.out, args.workers, args.num_threads, args.device, args.verbose)
+
+
+def run_grid(runs: list[RunSpec], out: Path, workers: int, num_threads: int, device: str, verbose: int) -> int:
+    """
+    Run (or resume, or skip) every run, ``workers`` at a time, each in its own process when ``workers > 1``.
+
+    :return: 0 if every run finished, 1 otherwise (the failed runs' tracebacks are printed and kept in the
+        run's ``error.txt``).
+    """
+    failures = 0
+    if workers == 1:
+        _set_threads(num_threads)
+        for index, spec in enumerate(runs):
+            failures += _report(index, len(runs), spec, *_run_safely(spec, out, device, verbose))
+        return int(failures > 0)
+    context = get_context("spawn")  # fresh interpreters: no torch state shared with the parent
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_threads, initargs=(num_threads,)) as pool:
+        futures = {pool.submit(_run_safely, spec, out, device, verbose): spec for spec in runs}
+        for index, future in enumerate(as_completed(futures)):
+            failures += _report(index, len(runs), futures[future], *future.result())
+    return int(failures > 0)
+
+
+def _run_safely(spec: RunSpec, out: Path, device: str, verbose: int) -> tuple[str, str]:
+    try:
+        return run(spec, out, device=device, verbose=verbose), ""
+    except Exception:
+        error = traceback.format_exc()
+        folder = spec.folder(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "error.txt").write_text(error)
+        return "failed", error
+
+
+def _report(index: int, total: int, spec: RunSpec, state: str, error: str) -> int:
+    print(f"[{index + 1}/{total}] {state:8} {spec.describe()}", flush=True)
+    if error:
+        print(error, file=sys.stderr, flush=True)
+    return int(state == "failed")
+
+
+def _set_threads(num_threads: int) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(num_threads)
+    th.set_num_threads(num_threads)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sb3_metarim.benchmark", description=__doc__.strip().splitlines()[0])
+    parser.add_argument("command", choices=("run", "aggregate", "list"))
+    parser.add_argument("suite", help="a suite yaml file, or the name of a shipped suite (e.g. memory)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks"), help="results folder (default: benchmarks)")
+    parser.add_argument("--shard", help="i/n: run every n-th run of the grid starting at i (0 <= i < n)")
+    parser.add_argument("--workers", type=int, default=1, help="runs at a time, one process each (default 1)")
+    parser.add_argument("--num-threads", type=int, default=1, help="torch threads per run (default 1)")
+    parser.add_argument("--env", nargs="+", help="only these env ids")
+    parser.add_argument("--variant", nargs="+", help="only these variants")
+    parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds")
+    parser.add_argument("--device", default="cpu", help="torch device of the runs (default cpu)")
+    parser.add_argument("--verbose", type=int, default=0)
+    return parser

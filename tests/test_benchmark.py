@@ -1,0 +1,220 @@
+"""The sample-efficiency harness: grid, shards, resume after a real kill, aggregation against hand-computed values."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from sb3_metarim.benchmark import aggregate
+from sb3_metarim.benchmark.cli import main
+from sb3_metarim.benchmark.runner import DONE_FILE, EVAL_COLUMNS
+from sb3_metarim.benchmark.spec import load_suite, parse_shard, shard, suite_from_dict
+
+TINY_CORE = dict(num_units=2, top_k=1, unit_size=4, input_key_size=4, input_value_size=4, comm_key_size=4, comm_value_size=4)
+
+
+def tiny_suite(n_timesteps: int = 512, eval_freq: int = 128, seeds=(0,), **env_extra) -> dict:
+    return {
+        "suite": "tiny",
+        "seeds": list(seeds),
+        "hyperparams": {"n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1},
+        "envs": {
+            "sb3_metarim/TMaze-v0": {
+                "n_timesteps": n_timesteps,
+                "eval_freq": eval_freq,
+                "env_kwargs": {"length": 2},
+                "score_range": [1.95, 4.0],
+                "threshold": 3.5,
+                "n_eval_episodes": 2,
+                "n_eval_envs": 2,
+                **env_extra,
+            },
+            "sb3_metarim/CueMemory-v0": {
+                "n_timesteps": n_timesteps,
+                "eval_freq": eval_freq,
+                "score_range": [0.5, 1.0],
+                "threshold": 0.9,
+                "n_eval_episodes": 2,
+                "n_eval_envs": 2,
+                "hyperparams": {"normalize": True},
+            },
+        },
+        "variants": {
+            "metarim_ppo": {"algo": "metarim_ppo", "hyperparams": {"policy_kwargs": TINY_CORE}},
+            "ppo_lstm": {
+                "algo": "ppo_lstm",
+                "policy": "MlpLstmPolicy",
+                "hyperparams": {"policy_kwargs": {"lstm_hidden_size": 8}},
+            },
+            "ppo_framestack": {"algo": "ppo", "hyperparams": {"frame_stack": 2}},
+        },
+    }
+
+
+def write_suite(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "suite.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_shards_partition_the_grid_exactly():
+    suite = suite_from_dict(tiny_suite(seeds=(0, 1, 2)))
+    runs = suite.runs()
+    assert len(runs) == 2 * 3 * 3
+    for count in (1, 2, 4, 7, 30):
+        parts = [shard(runs, index, count) for index in range(count)]
+        keys = [spec.key for part in parts for spec in part]
+        assert sorted(keys) == sorted(spec.key for spec in runs)
+        assert len(keys) == len(set(keys))
+    assert parse_shard("1/4") == (1, 4)
+    with pytest.raises(ValueError, match="shard"):
+        parse_shard("4/4")
+    with pytest.raises(ValueError, match="shard"):
+        parse_shard("half")
+
+
+def test_hyperparams_merge_suite_env_variant():
+    data = tiny_suite()
+    data["hyperparams"]["policy_kwargs"] = {"net_arch": [8]}
+    suite = suite_from_dict(data)
+    spec = next(run for run in suite.runs() if run.variant.name == "metarim_ppo" and "CueMemory" in run.env.env_id)
+    assert spec.hyperparams["normalize"] is True
+    assert spec.hyperparams["policy_kwargs"] == {"net_arch": [8], **TINY_CORE}
+    assert spec.folder(Path("out")) == Path("out/tiny/sb3_metarim-CueMemory-v0/metarim_ppo/seed0")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.update(sneaky=1), "unknown key 'sneaky'"),
+        (lambda d: d["envs"]["sb3_metarim/TMaze-v0"].pop("threshold"), "'threshold' is required"),
+        (lambda d: d["envs"]["sb3_metarim/TMaze-v0"].update(score_range=[1, 1]), "score_range"),
+        (lambda d: d["envs"]["sb3_metarim/TMaze-v0"].update(eval_freq=0), "eval_freq=0"),
+        (lambda d: d.update(seeds=[]), "seeds"),
+        (lambda d: d["variants"]["ppo_lstm"].update(algorithm="x"), "unknown key 'algorithm'"),
+    ],
+)
+def test_bad_suites_are_named(change, message):
+    data = tiny_suite()
+    change(data)
+    with pytest.raises(ValueError, match=message):
+        suite_from_dict(data)
+
+
+def test_unknown_filter_and_suite_are_named(tmp_path):
+    suite = suite_from_dict(tiny_suite())
+    with pytest.raises(ValueError, match="--variant"):
+        suite.runs(variants=["lstm"])
+    with pytest.raises(ValueError, match="not a shipped suite"):
+        load_suite(tmp_path / "missing.yml")
+    assert {env.env_id for env in load_suite("memory").envs} >= {"sb3_metarim/TMaze-v0", "popgym-RepeatFirstEasy-v0"}
+
+
+def test_grid_runs_every_variant_and_skips_finished_runs(tmp_path, capsys):
+    path = write_suite(tmp_path, tiny_suite(n_timesteps=128, eval_freq=64))
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out)]) == 0
+    folders = sorted(out.glob("tiny/*/*/seed0"))
+    assert len(folders) == 6
+    for folder in folders:
+        rows = pd.read_csv(folder / "eval.csv")
+        assert list(rows.columns) == list(EVAL_COLUMNS)
+        assert rows["timesteps"].iloc[0] == 0 and rows["timesteps"].iloc[-1] == 128
+        assert (folder / DONE_FILE).exists() and not (folder / "checkpoint.zip").exists()
+        assert "versions" in (folder / "config.json").read_text()
+    tmaze = pd.read_csv(out / "tiny/sb3_metarim-TMaze-v0/metarim_ppo/seed0/eval.csv")
+    assert tmaze["success_rate"].between(0, 1).all()  # TMaze reports is_success
+    capsys.readouterr()
+    assert main(["run", str(path), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.count("done") == 6
+
+
+def test_resume_after_kill_gives_the_same_rows_without_duplicates(tmp_path):
+    budget, eval_freq = 4096, 256
+    data = tiny_suite(n_timesteps=budget, eval_freq=eval_freq)
+    path = write_suite(tmp_path, data)
+    command = [sys.executable, "-m", "sb3_metarim.benchmark", "run", str(path), "--env", "sb3_metarim/CueMemory-v0"]
+    command += ["--variant", "metarim_ppo"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    reference = tmp_path / "reference"
+    subprocess.run([*command, "--out", str(reference)], check=True, env=env, capture_output=True)
+    expected = pd.read_csv(reference / "tiny/sb3_metarim-CueMemory-v0/metarim_ppo/seed0/eval.csv")["timesteps"].tolist()
+
+    out = tmp_path / "killed"
+    folder = out / "tiny/sb3_metarim-CueMemory-v0/metarim_ppo/seed0"
+    process = subprocess.Popen([*command, "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if (folder / "eval.csv").exists() and len(pd.read_csv(folder / "eval.csv")) >= 4:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be killed: raise the budget"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    rows_at_kill = len(pd.read_csv(folder / "eval.csv"))
+    assert (folder / "checkpoint.zip").exists() and not (folder / DONE_FILE).exists()
+
+    subprocess.run([*command, "--out", str(out)], check=True, env=env, capture_output=True)
+    resumed = pd.read_csv(folder / "eval.csv")["timesteps"].tolist()
+    assert resumed == expected, f"killed at {rows_at_kill} rows"
+    assert len(resumed) == len(set(resumed))
+    assert (folder / DONE_FILE).exists()
+    assert len(__import__("json").loads((folder / "config.json").read_text())["starts"]) == 2
+
+
+def fake_results(root: Path, suite_data: dict, curves: dict) -> None:
+    """Write finished runs: ``curves[(env_id, variant, seed)] = [(timesteps, return), ...]``."""
+    suite = suite_from_dict(suite_data)
+    for spec in suite.runs():
+        folder = spec.folder(root)
+        folder.mkdir(parents=True)
+        rows = [dict.fromkeys(EVAL_COLUMNS, 0) | {"timesteps": t, "return_mean": r} for t, r in curves[spec.key]]
+        pd.DataFrame(rows, columns=EVAL_COLUMNS).to_csv(folder / "eval.csv", index=False)
+        (folder / DONE_FILE).write_text("{}")
+
+
+def test_aggregate_matches_a_hand_computed_case(tmp_path):
+    data = {
+        "suite": "hand",
+        "seeds": [0, 1, 2, 3],
+        "envs": {
+            "sb3_metarim/CueMemory-v0": {"n_timesteps": 200, "eval_freq": 100, "score_range": [0.0, 2.0], "threshold": 1.5}
+        },
+        "variants": {"a": {"algo": "metarim_ppo"}, "b": {"algo": "ppo_lstm"}},
+    }
+    env_id = "sb3_metarim/CueMemory-v0"
+    # Variant a: final returns 1, 2, 3, 4; seed 3 reaches 1.5 at 100 steps, seeds 1, 2 at 200, seed 0 never.
+    curves = {(env_id, "a", seed): [(0, 0.0), (100, 1.0 + (seed == 3)), (200, 1.0 + seed)] for seed in range(4)}
+    curves |= {(env_id, "b", seed): [(0, 0.0), (100, 0.0), (200, 0.5)] for seed in range(4)}
+    fake_results(tmp_path, data, curves)
+    suite = suite_from_dict(data)
+    report = aggregate.aggregate_suite(suite, tmp_path, command="test", candidate="a", baseline="b")
+    runs = pd.read_csv(tmp_path / "hand/runs.csv").set_index(["variant", "seed"])
+    # AUC of seed 1 of a: scores (return / 2) 0, 0.5, 1.0 over [0, 200] -> trapezoids (0.25 + 0.75) * 100 / 200 = 0.5.
+    assert runs.loc[("a", 1), "auc"] == pytest.approx(0.5)
+    assert runs.loc[("a", 3), "frames_to_threshold"] == 100
+    assert runs.loc[("a", 0), "frames_to_threshold"] == 200 and runs.loc[("a", 0), "reached"] == 0
+    summary = pd.read_csv(tmp_path / "hand/summary.csv").set_index("variant")
+    # IQM of 1, 2, 3, 4 = mean of the middle two = 2.5; mean frames = (200 + 200 + 200 + 100) / 4 = 175.
+    assert summary.loc["a", "final_return"] == pytest.approx(2.5)
+    assert summary.loc["a", "final_return_low"] <= 2.5 <= summary.loc["a", "final_return_high"]
+    assert summary.loc["a", "frames_to_threshold"] == pytest.approx(175)
+    assert summary.loc["a", "reached"] == 3 and summary.loc["b", "reached"] == 0
+    assert summary.loc["b", "final_return"] == pytest.approx(0.5)
+    assert summary.loc["b", "final_return_low"] == summary.loc["b", "final_return_high"] == pytest.approx(0.5)
+    text = report.read_text()
+    assert "| **total** | **1 of 1** | **1 of 1** |" in text
+    assert "Command: `test`" in text
+    assert (tmp_path / "hand/curves.png").stat().st_size > 0 and (tmp_path / "hand/profile.png").stat().st_size > 0
+
+
+def test_iqm_interval_of_constant_values_is_exact():
+    assert aggregate.iqm_interval(np.full(5, 0.7)) == pytest.approx((0.7, 0.7, 0.7))
