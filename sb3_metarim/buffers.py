@@ -1,8 +1,9 @@
 """Recurrent rollout buffers that can also cut the stored sequences into short spans."""
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterator
 
 import numpy as np
+import torch as th
 from sb3_contrib.common.recurrent.buffers import RecurrentDictRolloutBuffer, RecurrentRolloutBuffer
 from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples
 
@@ -43,6 +44,29 @@ class SpanSamplingMixin:
         :param batch_size: Minibatch size in steps (``None``: the whole buffer).
         :param span: Maximum sequence length (``None``: ``RecurrentPPO``'s sampling).
         """
+        for batch_inds, sequence_starts in self._minibatches(batch_size, span, shuffle=True):
+            yield self._get_samples(batch_inds, sequence_starts)
+
+    def refresh_log_probs(
+        self, log_prob_fn: Callable[[RecurrentRolloutBufferSamples], th.Tensor], span: int, batch_size: int | None = None
+    ) -> None:
+        """
+        Replace the stored log-probabilities of the collected actions by ``log_prob_fn``'s, so that a following
+        PPO phase clips its ratio (and measures its KL) around the current policy rather than the collecting one.
+
+        :param log_prob_fn: Padded samples -> log-probability of their actions, one per padded step.
+        :param span: Sequence length the new log-probabilities are computed on (as the phase will sample).
+        :param batch_size: Steps per forward pass (``None``: the whole buffer at once).
+        """
+        for batch_inds, sequence_starts in self._minibatches(batch_size, span, shuffle=False):
+            samples = self._get_samples(batch_inds, sequence_starts)
+            log_prob = log_prob_fn(samples)[samples.mask > 1e-8]
+            self.log_probs[batch_inds] = log_prob.cpu().numpy().reshape(self.log_probs[batch_inds].shape)
+
+    def _minibatches(
+        self, batch_size: int | None, span: int | None, shuffle: bool
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """:return: per minibatch, its flat indices and the flags of the sequence starts (for ``_get_samples``)."""
         assert self.full, "Rollout buffer must be full before sampling from it"
         self._flatten_for_sampling()
         total = self.buffer_size * self.n_envs
@@ -51,14 +75,14 @@ class SpanSamplingMixin:
         if span is None:
             sequence_starts[0] = 1.0
             # RecurrentPPO's shuffle: keep the order, rotate by a random offset.
-            split = np.random.randint(total)
+            split = np.random.randint(total) if shuffle else 0
             indices = np.concatenate((np.arange(split, total), np.arange(split)))
             batches = [indices[start : start + batch_size] for start in range(0, total, batch_size)]
         else:
             span = min(span, self.buffer_size)
             sequence_starts[::span] = 1.0
             blocks = _blocks(self.buffer_size, self.n_envs, span)
-            order = np.random.permutation(len(blocks))
+            order = np.random.permutation(len(blocks)) if shuffle else np.arange(len(blocks))
             per_batch = max(1, batch_size // span)
             batches = [
                 np.concatenate([blocks[i] for i in order[start : start + per_batch]])
@@ -66,7 +90,7 @@ class SpanSamplingMixin:
             ]
         sequence_starts = self.swap_and_flatten(sequence_starts)
         for batch_inds in batches:
-            yield self._get_samples(batch_inds, sequence_starts)
+            yield batch_inds, sequence_starts
 
 
 def _blocks(n_steps: int, n_envs: int, span: int) -> list[np.ndarray]:

@@ -39,9 +39,11 @@ class MetaRIMPPO(RecurrentPPO):
     learning rate (schedule) and gradient clipping. With ``meta=False`` all parameters are trained
     together exactly as ``RecurrentPPO`` trains them (the "modular" baseline).
 
-    Logged: the fast phase (or the only phase) under RecurrentPPO's keys (``train/value_loss``,
-    ``train/approx_kl``, ``train/learning_rate``, ...), the slow phase under ``train/slow_*``, and the
-    fraction of steps each RIM module was active under ``rim/active_rate_unit<i>``.
+    Logged: the fast phase (or the only phase) under RecurrentPPO's keys, computed as RecurrentPPO computes
+    them (``train/approx_kl`` over the last epoch, ``train/loss`` of the last minibatch, the other losses over
+    every minibatch), plus ``train/approx_kl_mean`` and ``train/loss_mean`` over every minibatch; the slow
+    phase the same under ``train/slow_*``; the fraction of steps each RIM module was active under
+    ``rim/active_rate_unit<i>``.
 
     :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a policy class.
         Core options (``recurrent_core``, ``num_units``, ``top_k``, ``unit_size``, ``cell``, ...)
@@ -62,7 +64,10 @@ class MetaRIMPPO(RecurrentPPO):
     :param max_grad_norm: Maximum gradient norm, applied to each set's own parameters.
     :param use_sde: Whether to use generalized State Dependent Exploration.
     :param sde_sample_freq: Sample a new gSDE noise matrix every n steps (-1: only at rollout start).
-    :param target_kl: Early-stop a phase's epochs when the approximate KL exceeds 1.5 times this.
+    :param target_kl: Early-stop a phase's epochs when the approximate KL exceeds 1.5 times this. Each phase
+        measures the KL from the policy at its own start: the fast phase from the collecting policy (as
+        ``RecurrentPPO``), the slow phase from the policy the fast phase left (its log-probabilities are
+        recomputed first, so its ratio is clipped around that policy too).
     :param stats_window_size: Window of episodes for the rollout statistics.
     :param tensorboard_log: TensorBoard log folder (``None``: no TensorBoard).
     :param policy_kwargs: Arguments of the policy.
@@ -219,6 +224,9 @@ class MetaRIMPPO(RecurrentPPO):
         )
         self._record(fast, self.lr_schedule(progress), prefix="")
         if self.meta and self._n_rollouts_trained % self.slow_interval == 0:
+            # The fast phase has moved the policy: centre the slow phase's clipping and KL on where it is now.
+            with th.no_grad():
+                self.rollout_buffer.refresh_log_probs(self._log_prob, span=self.n_steps, batch_size=self.batch_size)
             slow_lr = self.slow_lr_schedule(progress)
             slow = self._train_phase(
                 self.slow_optimizer, slow_lr, self.slow_n_epochs, self.n_steps, clip_range, clip_range_vf, activity
@@ -249,7 +257,9 @@ class MetaRIMPPO(RecurrentPPO):
         """
         PPO epochs that update only ``optimizer``'s parameters, on sequences of at most ``span`` steps.
 
-        :return: per-minibatch statistics.
+        :return: statistics to log, as ``RecurrentPPO`` logs them: per-minibatch values of every epoch, except
+            ``approx_kl`` (the last epoch's minibatches) and ``loss`` (the last minibatch); ``approx_kl_mean`` and
+            ``loss_mean`` hold every minibatch's.
         """
         update_learning_rate(optimizer, learning_rate)
         params = [param for group in optimizer.param_groups for param in group["params"]]
@@ -257,8 +267,11 @@ class MetaRIMPPO(RecurrentPPO):
         with trainable_only(self.policy, params):
             for epoch in range(n_epochs):
                 continue_training = True
+                epoch_kls = []
                 for rollout_data in self.rollout_buffer.get(self.batch_size, span=span):
                     loss, approx_kl = self._ppo_loss(rollout_data, clip_range, clip_range_vf, stats, activity)
+                    epoch_kls.append(approx_kl)
+                    stats["loss"] = [loss.item()]
                     if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
                         continue_training = False
                         if self.verbose >= 1:
@@ -270,9 +283,18 @@ class MetaRIMPPO(RecurrentPPO):
                     th.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
                     optimizer.step()
                 self._n_updates += 1
+                stats["approx_kl"] = epoch_kls
                 if not continue_training:
                     break
         return stats
+
+    def _log_prob(self, samples: RecurrentRolloutBufferSamples) -> th.Tensor:
+        """:return: the current policy's log-probability of each padded step's action (the actor alone)."""
+        distribution, _ = self.policy.get_distribution(samples.observations, samples.lstm_states.pi, samples.episode_starts)
+        return distribution.log_prob(self._actions(samples))
+
+    def _actions(self, samples: RecurrentRolloutBufferSamples) -> th.Tensor:
+        return samples.actions.long().flatten() if isinstance(self.action_space, spaces.Discrete) else samples.actions
 
     def _ppo_loss(
         self,
@@ -283,9 +305,7 @@ class MetaRIMPPO(RecurrentPPO):
         activity: "ModuleActivity",
     ) -> tuple[th.Tensor, float]:
         """RecurrentPPO's clipped loss on one padded minibatch; appends to ``stats``. :return: loss, approx KL."""
-        actions = rollout_data.actions
-        if isinstance(self.action_space, spaces.Discrete):
-            actions = actions.long().flatten()
+        actions = self._actions(rollout_data)
         mask = rollout_data.mask > 1e-8
         values, log_prob, entropy = self.policy.evaluate_actions(
             rollout_data.observations, actions, rollout_data.lstm_states, rollout_data.episode_starts
@@ -316,9 +336,9 @@ class MetaRIMPPO(RecurrentPPO):
         stats["policy_gradient_loss"].append(policy_loss.item())
         stats["value_loss"].append(value_loss.item())
         stats["entropy_loss"].append(entropy_loss.item())
-        stats["approx_kl"].append(approx_kl)
+        stats["approx_kl_mean"].append(approx_kl)
         stats["clip_fraction"].append(clip_fraction)
-        stats["loss"].append(loss.item())
+        stats["loss_mean"].append(loss.item())
         return loss, approx_kl
 
     def _record(self, stats: dict[str, list[float]], learning_rate: float, prefix: str) -> None:

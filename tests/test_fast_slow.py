@@ -151,3 +151,46 @@ def test_meta_lstm_ablation_splits_by_pattern(cue_env):
     }
     assert slow and all("value_net" in name or "lstm_critic" in name for name in slow)
     model.learn(32)
+
+
+def test_slow_phase_clips_and_measures_kl_around_the_policy_the_fast_phase_left(cue_env):
+    # A fast phase at a high learning rate moves the policy far past this target_kl. Measured from the
+    # collecting policy, the slow phase would stop at its first minibatch without a step.
+    model = make_model(cue_env, slow_interval=1, learning_rate=0.05, target_kl=1e-4, slow_learning_rate=1e-3)
+    spy = PhaseSpy(model)
+    model.learn(32)
+    slow = [call for call in spy.calls if call["phase"] == "slow"]
+    assert slow and slow[0]["changed"], "the slow phase took no step"
+
+
+class LossSpy:
+    """Records every minibatch's loss and approximate KL returned by ``_ppo_loss``."""
+
+    def __init__(self, model: MetaRIMPPO) -> None:
+        self.original = model._ppo_loss
+        self.values: list[tuple[float, float]] = []
+        model._ppo_loss = self
+
+    def __call__(self, *args):
+        loss, approx_kl = self.original(*args)
+        self.values.append((loss.item(), approx_kl))
+        return loss, approx_kl
+
+
+@pytest.mark.parametrize("meta", [False, True])
+def test_logs_loss_and_kl_as_recurrent_ppo_does(cue_env, meta):
+    # 2 envs x 16 steps, batch 16: two minibatches per epoch in either phase; 3 fast epochs, 2 slow epochs.
+    model = make_model(cue_env, meta=meta, n_epochs=3, slow_interval=1, slow_n_epochs=2, fast_span=8)
+    spy = LossSpy(model)
+    model.learn(32)
+    logged = model.logger.name_to_value
+    fast, slow = spy.values[:6], spy.values[6:]
+    assert len(slow) == (4 if meta else 0)
+    for prefix, values in (("", fast), ("slow_", slow)):
+        if not values:
+            continue
+        losses, kls = zip(*values, strict=True)
+        assert logged[f"train/{prefix}loss"] == pytest.approx(losses[-1])  # the last minibatch
+        assert logged[f"train/{prefix}approx_kl"] == pytest.approx(sum(kls[-2:]) / 2)  # the last epoch
+        assert logged[f"train/{prefix}loss_mean"] == pytest.approx(sum(losses) / len(losses))
+        assert logged[f"train/{prefix}approx_kl_mean"] == pytest.approx(sum(kls) / len(kls))
