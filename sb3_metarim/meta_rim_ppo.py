@@ -43,7 +43,9 @@ class MetaRIMPPO(RecurrentPPO):
     them (``train/approx_kl`` over the last epoch, ``train/loss`` of the last minibatch, the other losses over
     every minibatch), plus ``train/approx_kl_mean`` and ``train/loss_mean`` over every minibatch; the slow
     phase the same under ``train/slow_*``; the fraction of steps each RIM module was active under
-    ``rim/active_rate_unit<i>``.
+    ``rim/active_rate_unit<i>``; and, on one training minibatch, the fraction of steps whose set of active
+    modules the update changed under ``rim/active_set_changed`` (hard top-k selection can flip, and a policy
+    that relies on it can drop suddenly).
 
     :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a policy class.
         Core options (``recurrent_core``, ``num_units``, ``top_k``, ``unit_size``, ``cell``, ...)
@@ -219,6 +221,9 @@ class MetaRIMPPO(RecurrentPPO):
         activity = ModuleActivity()
 
         fast_span = self.fast_span if self.meta else None
+        # One minibatch to measure how the update changes the RIM's top-k selection (a cause of sudden drops).
+        probe = next(self.rollout_buffer.get(self.batch_size, span=fast_span))
+        selection_before = self._actor_selection(probe)
         fast = self._train_phase(
             self.policy.optimizer, self.lr_schedule(progress), self.n_epochs, fast_span, clip_range, clip_range_vf, activity
         )
@@ -235,6 +240,9 @@ class MetaRIMPPO(RecurrentPPO):
 
         for unit, rate in enumerate(activity.rates()):
             self.logger.record(f"rim/active_rate_unit{unit}", rate)
+        if selection_before is not None:
+            changed = (selection_before != self._actor_selection(probe)).any(dim=-1).float().mean().item()
+            self.logger.record("rim/active_set_changed", changed)
         explained_var = explained_variance(self.rollout_buffer.values.flatten(), self.rollout_buffer.returns.flatten())
         self.logger.record("train/explained_variance", explained_var)
         if hasattr(self.policy, "log_std"):
@@ -287,6 +295,15 @@ class MetaRIMPPO(RecurrentPPO):
                 if not continue_training:
                     break
         return stats
+
+    def _actor_selection(self, samples: RecurrentRolloutBufferSamples) -> th.Tensor | None:
+        """:return: the actor RIM's active modules (valid steps x modules) on ``samples``; ``None`` without a RIM."""
+        core = self.policy.lstm_actor
+        if not isinstance(core, RIM):
+            return None
+        with th.no_grad():
+            self.policy.get_distribution(samples.observations, samples.lstm_states.pi, samples.episode_starts)
+        return active_steps(core, samples.mask > 1e-8)
 
     def _log_prob(self, samples: RecurrentRolloutBufferSamples) -> th.Tensor:
         """:return: the current policy's log-probability of each padded step's action (the actor alone)."""
@@ -386,7 +403,7 @@ class ModuleActivity:
         """
         if not isinstance(core, RIM) or core.last_active is None:
             return
-        active = core.last_active.transpose(0, 1).reshape(-1, core.num_units)[mask]
+        active = active_steps(core, mask)
         counts = active.sum(dim=0)
         self.active_steps = counts if self.active_steps is None else self.active_steps + counts
         self.steps += active.shape[0]
@@ -396,6 +413,15 @@ class ModuleActivity:
         if self.active_steps is None:
             return []
         return (self.active_steps.float() / max(self.steps, 1)).tolist()
+
+
+def active_steps(core: RIM, mask: th.Tensor) -> th.Tensor:
+    """
+    :param core: A RIM after a forward pass on padded sequences.
+    :param mask: (n_seq * max_length,) valid (not padding) steps, in sequence-major order.
+    :return: (valid steps, num_units) which modules were active at each valid step.
+    """
+    return core.last_active.transpose(0, 1).reshape(-1, core.num_units)[mask]
 
 
 @contextmanager

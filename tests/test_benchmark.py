@@ -218,3 +218,16 @@ def test_aggregate_matches_a_hand_computed_case(tmp_path):
 
 def test_iqm_interval_of_constant_values_is_exact():
     assert aggregate.iqm_interval(np.full(5, 0.7)) == pytest.approx((0.7, 0.7, 0.7))
+
+
+@pytest.mark.parametrize(
+    "scores, expected",
+    [
+        ([0.0, 0.5, 1.0, 0.7, 0.75, 1.0], True),  # two evaluations below 0.8 of the best
+        ([0.0, 1.0, 0.7, 0.9, 0.7, 0.9], False),  # single dips
+        ([0.0, 0.5, 0.45, 0.42, 0.5], False),  # within 20%
+        ([-0.5, -0.2, -0.9, -0.9], False),  # never above chance: nothing to collapse from
+    ],
+)
+def test_collapse_is_a_drop_held_for_two_evaluations(scores, expected):
+    assert aggregate.collapsed(np.array(scores)) is expected

@@ -194,3 +194,18 @@ def test_logs_loss_and_kl_as_recurrent_ppo_does(cue_env, meta):
         assert logged[f"train/{prefix}approx_kl"] == pytest.approx(sum(kls[-2:]) / 2)  # the last epoch
         assert logged[f"train/{prefix}loss_mean"] == pytest.approx(sum(losses) / len(losses))
         assert logged[f"train/{prefix}approx_kl_mean"] == pytest.approx(sum(kls) / len(kls))
+
+
+@pytest.mark.parametrize("learning_rate, changed", [(1e-12, False), (0.05, True)])
+def test_logs_how_often_the_update_changes_the_active_set(cue_env, learning_rate, changed):
+    model = make_model(cue_env, learning_rate=learning_rate, slow_learning_rate=learning_rate, n_epochs=4, slow_interval=1)
+    model.learn(32)
+    value = model.logger.name_to_value["rim/active_set_changed"]
+    assert 0.0 <= value <= 1.0
+    assert (value > 0.0) == changed
+
+
+def test_no_active_set_diagnostic_without_a_rim(cue_env):
+    model = make_model(cue_env, meta=False, policy_kwargs=dict(recurrent_core="lstm", num_units=2, unit_size=8))
+    model.learn(32)
+    assert "rim/active_set_changed" not in model.logger.name_to_value

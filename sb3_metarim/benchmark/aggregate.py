@@ -4,7 +4,8 @@ Aggregate a suite's ``eval.csv`` files the way Agarwal et al. (2021) recommend, 
 Per run: the final return (last evaluation), the normalized area under the curve (the mean normalized score
 over training, trapezoids over the evaluation steps), and the frames to threshold (the first evaluation at or
 above the env's threshold; a run that never gets there counts as its budget, a censored value, and the table
-says how many got there). Per env and variant: the interquartile mean (IQM) of each, with a 95% bootstrap
+says how many got there), and whether it collapsed (two evaluations in a row more than 20% below its best
+normalized score so far). Per env and variant: the interquartile mean (IQM) of each, with a 95% bootstrap
 confidence interval. Over the suite: IQM of normalized final scores and AUCs with stratified-bootstrap CIs and
 performance profiles. Only finished runs count.
 """
@@ -67,7 +68,19 @@ def run_metrics(curve: pd.DataFrame, env: EnvSpec) -> dict[str, float]:
         "auc": float(auc),
         "frames_to_threshold": steps[above[0]] if len(above) else float(env.n_timesteps),
         "reached": float(len(above) > 0),
+        "collapsed": float(collapsed(scores)),
     }
+
+
+def collapsed(scores: np.ndarray, drop: float = 0.2) -> bool:
+    """
+    :param scores: One run's normalized evaluation scores, in order.
+    :param drop: Fraction of the best score so far that counts as a collapse.
+    :return: whether two evaluations in a row fell more than ``drop`` of the best (positive) score before them.
+    """
+    best = np.maximum.accumulate(scores)
+    low = (best > 0) & (scores < (1 - drop) * best)
+    return bool(np.any(low[1:] & low[:-1]))
 
 
 def per_run_table(suite: SuiteSpec, results: pd.DataFrame) -> pd.DataFrame:
@@ -121,6 +134,7 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         ):
             row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = interval(group[metric].to_numpy(dtype=float))
         row["reached"] = int(group["reached"].sum())
+        row["collapses"] = int(group["collapsed"].sum())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -252,16 +266,18 @@ def _markdown(
         "",
         "Deterministic evaluation on separate envs. IQM = interquartile mean over seeds; [low, high] = 95% bootstrap CI "
         "(rliable). AUC = mean normalized score over training (0 = `score_range[0]`, 1 = `score_range[1]`). Frames to "
-        "threshold: the mean over seeds, a run that never reached the threshold counting as its budget.",
+        "threshold: the mean over seeds, a run that never reached the threshold counting as its budget. Collapses: runs "
+        "whose normalized score fell more than 20% below their best so far for two evaluations in a row.",
         "",
-        "| env | variant | runs | IQM final return | IQM AUC | frames to threshold | reached |",
-        "|---|---|---|---|---|---|---|",
+        "| env | variant | runs | IQM final return | IQM AUC | frames to threshold | reached | collapses |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in summary.to_dict("records"):
         final, auc = _metric_ci(row, "final_return"), _metric_ci(row, "auc")
         frames = _metric_ci(row, "frames_to_threshold", ".0f")
         reached = f"{row['reached']}/{row['runs']}"
-        lines.append(f"| {row['env_id']} | {row['variant']} | {row['runs']} | {final} | {auc} | {frames} | {reached} |")
+        cells = [row["env_id"], row["variant"], row["runs"], final, auc, frames, reached, row["collapses"]]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     if not verdict.empty:
         final_wins, frame_wins = int(verdict["final_return_at_least"].sum()), int(verdict["frames_at_most"].sum())
         lines += [

@@ -2,13 +2,19 @@
 One benchmark run, resumable: train, evaluate deterministically every ``eval_freq`` steps on separate envs,
 append each evaluation to ``eval.csv`` and checkpoint right after it.
 
-A run's folder holds ``config.json`` (hyperparameters, versions, commit, machine), ``eval.csv`` (one row per
-evaluation, columns :data:`EVAL_COLUMNS`), while running ``checkpoint.zip`` (the model with both optimizers) and
-``checkpoint_vecnormalize.pkl``, and when finished ``done.json`` and ``model.zip``. Rerunning a finished run does
-nothing; rerunning an interrupted one loads the last checkpoint, drops the evaluations made after it and
-continues to the budget, so at most one evaluation interval of training is lost. A resumed run is not
-bit-identical to an uninterrupted one: the environments restart their episodes and the random streams are
-re-seeded from the seed and the step count.
+A run's folder holds:
+
+- ``config.json``: hyperparameters, versions, commit, machine, and each start of the run;
+- ``eval.csv``: one row per evaluation, columns :data:`EVAL_COLUMNS`;
+- ``progress.csv``: SB3's log of every training iteration (losses, KL, RIM module activity), and
+  ``progress_from<steps>.csv`` for each resume;
+- while running, ``checkpoint.zip`` (the model with both optimizers) and ``checkpoint_vecnormalize.pkl``;
+- when finished, ``done.json`` and ``model.zip``.
+
+Rerunning a finished run does nothing; rerunning an interrupted one loads the last checkpoint, drops the
+evaluations made after it and continues to the budget, so at most one evaluation interval of training is lost.
+A resumed run is not bit-identical to an uninterrupted one: the environments restart their episodes and the
+random streams are re-seeded from the seed and the step count.
 """
 
 import csv
@@ -32,6 +38,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import Logger, make_output_format
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize, sync_envs_normalization
 
 from sb3_metarim.benchmark.spec import HARNESS_KEYS, RunSpec, import_modules
@@ -75,6 +82,9 @@ def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str
         model.set_random_seed(spec.seed + model.num_timesteps)
     else:
         model = build_model(spec, algo_class, env, device, verbose)
+    # The algorithm's own log (losses, KL, module activity) as SB3 writes it, one file per start.
+    suffix = f"_from{model.num_timesteps}" if resumed else ""
+    model.set_logger(Logger(str(folder), [make_output_format("csv", str(folder), log_suffix=suffix)]))
     log = EvalLog(folder / "eval.csv")
     log.truncate_after(model.num_timesteps)
     _write_config(folder / "config.json", spec, model.num_timesteps)
