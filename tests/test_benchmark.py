@@ -227,6 +227,8 @@ def test_iqm_interval_of_constant_values_is_exact():
         ([0.0, 1.0, 0.7, 0.9, 0.7, 0.9], False),  # single dips
         ([0.0, 0.5, 0.45, 0.42, 0.5], False),  # within 20%
         ([-0.5, -0.2, -0.9, -0.9], False),  # never above chance: nothing to collapse from
+        ([0.0, 0.3, 0.1, 0.1, 0.3], False),  # never learned (best below 0.5): noise near chance, not a collapse
+        ([0.0, 0.5, 0.3, 0.3], True),  # learned just enough, then held well below
     ],
 )
 def test_collapse_is_a_drop_held_for_two_evaluations(scores, expected):

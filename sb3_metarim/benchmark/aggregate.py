@@ -1,13 +1,13 @@
 """
 Aggregate a suite's ``eval.csv`` files the way Agarwal et al. (2021) recommend, with ``rliable``.
 
-Per run: the final return (last evaluation), the normalized area under the curve (the mean normalized score
-over training, trapezoids over the evaluation steps), and the frames to threshold (the first evaluation at or
-above the env's threshold; a run that never gets there counts as its budget, a censored value, and the table
-says how many got there), and whether it collapsed (two evaluations in a row more than 20% below its best
-normalized score so far). Per env and variant: the interquartile mean (IQM) of each, with a 95% bootstrap
-confidence interval. Over the suite: IQM of normalized final scores and AUCs with stratified-bootstrap CIs and
-performance profiles. Only finished runs count.
+Per run: the final return (last evaluation), the normalized area under the curve (the mean normalized score over
+training, trapezoids over the evaluation steps), and the frames to threshold (the first evaluation at or above the
+env's threshold; a run that never gets there counts as its budget, a censored value, and the table says how many
+got there), and whether it collapsed after learning (once its best normalized score reached 0.5, two evaluations in
+a row more than 20% below that best). Per env and variant: the interquartile mean (IQM) of each, with a 95%
+bootstrap confidence interval. Over the suite: IQM of normalized final scores and AUCs with stratified-bootstrap
+CIs and performance profiles. Only finished runs count.
 """
 
 import warnings
@@ -72,14 +72,19 @@ def run_metrics(curve: pd.DataFrame, env: EnvSpec) -> dict[str, float]:
     }
 
 
-def collapsed(scores: np.ndarray, drop: float = 0.2) -> bool:
+def collapsed(scores: np.ndarray, drop: float = 0.2, learned: float = 0.5) -> bool:
     """
+    A collapse after learning (issue 8's criterion): once the run has learned (its best normalized score so far is
+    at least ``learned``), two evaluations in a row more than ``drop`` of that best below it. A run that never
+    learned has nothing to collapse from: its evaluations near chance only fluctuate.
+
     :param scores: One run's normalized evaluation scores, in order.
     :param drop: Fraction of the best score so far that counts as a collapse.
-    :return: whether two evaluations in a row fell more than ``drop`` of the best (positive) score before them.
+    :param learned: Normalized score from which a run counts as having learned.
+    :return: whether the run collapsed.
     """
     best = np.maximum.accumulate(scores)
-    low = (best > 0) & (scores < (1 - drop) * best)
+    low = (best >= learned) & (scores < (1 - drop) * best)
     return bool(np.any(low[1:] & low[:-1]))
 
 
@@ -267,7 +272,8 @@ def _markdown(
         "Deterministic evaluation on separate envs. IQM = interquartile mean over seeds; [low, high] = 95% bootstrap CI "
         "(rliable). AUC = mean normalized score over training (0 = `score_range[0]`, 1 = `score_range[1]`). Frames to "
         "threshold: the mean over seeds, a run that never reached the threshold counting as its budget. Collapses: runs "
-        "whose normalized score fell more than 20% below their best so far for two evaluations in a row.",
+        "that, once their best normalized score reached 0.5, fell more than 20% below that best for two evaluations in "
+        "a row.",
         "",
         "| env | variant | runs | IQM final return | IQM AUC | frames to threshold | reached | collapses |",
         "|---|---|---|---|---|---|---|---|",
