@@ -1,11 +1,13 @@
 """
 Optuna for MetaRIMPPO and its baselines: search spaces, samplers that merge into the yaml's ``policy_kwargs``,
-what happens to a trial that fails or is interrupted, the study storages, and an objective for your own loop.
+what happens to a trial that fails or is interrupted, the study storages and the study report. The objective
+that ``--optimize`` runs, for your own loop, is :func:`sb3_metarim.zoo.make_objective`.
 
 .. code-block:: python
 
     import optuna
-    from sb3_metarim.tuning import make_objective, open_storage
+    from sb3_metarim.tuning import open_storage
+    from sb3_metarim.zoo import make_objective
 
     objective = make_objective("metarim_ppo", "sb3_metarim/CueMemory-v0", n_timesteps=20_000)
     study = optuna.create_study(storage=open_storage("logs/study.log"), study_name="cue", direction="maximize",
@@ -13,20 +15,24 @@ what happens to a trial that fails or is interrupted, the study storages, and an
     study.optimize(objective, n_trials=20)
 """
 
+import importlib
 import logging
 import math
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial, wraps
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import optuna
+from matplotlib.axes import Axes
 from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from rl_zoo3.hyperparams_opt import convert_onpolicy_params
 
 logger = logging.getLogger(__name__)
@@ -308,50 +314,95 @@ def open_storage(url: str) -> str | BaseStorage:
     return url
 
 
-def make_objective(
-    algo: str,
-    env_id: str,
-    n_timesteps: int,
-    config: str | None = None,
-    hyperparams: dict[str, Any] | None = None,
-    n_evaluations: int = 1,
-    n_eval_episodes: int = 5,
-    log_folder: str = "logs",
-    seed: int = 0,
-    verbose: int = 0,
-) -> Callable[[optuna.Trial], float]:
+def write_study_report(study: optuna.Study, folder: str | Path, storage: str = "", train_command: str = "") -> Path:
     """
-    The objective ``sb3_metarim.train --optimize`` runs, for your own Optuna loop: each trial samples the
-    algorithm's search space merged into the config's hyperparameters, trains ``n_timesteps`` on the config's
-    envs and wrappers, reports ``n_evaluations`` evaluations to the pruner and returns the last mean return.
-    Failures are handled by :func:`record_failures`.
+    Write ``<study>_report.md`` (trials by state, best trial, parameter importances, every trial) with
+    ``<study>_history.png`` (Optuna's optimization history) and ``<study>_importances.png`` (Optuna's
+    parameter importances, once two trials have completed) in ``folder``.
 
-    :param algo: ``"metarim_ppo"``, ``"rim_ppo"``, ``"metalstm_ppo"`` or any rl-zoo3 algorithm.
-    :param env_id: A registered gymnasium id.
-    :param n_timesteps: Training steps per trial.
-    :param config: The yaml file (``None``: ``zoo_configs/<algo>.yml``).
-    :param hyperparams: Overrides of the config's entry, as rl-zoo3's ``-params``.
-    :param n_evaluations: Evaluations per trial (reported to the pruner).
-    :param n_eval_episodes: Episodes per evaluation.
-    :param log_folder: rl-zoo3's log folder: it makes a run folder there (the Monitor files of the env it builds
-        at set-up); the trials write nothing.
-    :param seed: Seed of the envs.
-    :param verbose: 0 quiet, 1 rl-zoo3's messages, 2 also the trials' training logs.
-    :return: the objective, ``trial -> mean evaluation return``.
+    :param study: The study.
+    :param folder: Where to write.
+    :param storage: The study's storage URL, shown in the report.
+    :param train_command: The command that trains with a trial's hyperparameters, without ``--trial-id``.
+    :return: the markdown file's path.
     """
-    from sb3_metarim.zoo import experiment_manager  # sb3_metarim.zoo imports this module
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = study.study_name.replace("/", "-")
+    trials = study.get_trials(deepcopy=False)
+    complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    lines = [f"# Study `{study.study_name}`", "", f"Storage: `{storage}`" if storage else "", ""]
+    counts = {state.name: sum(trial.state == state for trial in trials) for state in TrialState}
+    lines += [f"{len(trials)} trials: " + ", ".join(f"{count} {name.lower()}" for name, count in counts.items() if count), ""]
 
-    manager = experiment_manager(
-        algo,
-        env_id,
-        config=config,
-        hyperparams=hyperparams,
-        n_timesteps=n_timesteps,
-        n_evaluations=n_evaluations,
-        n_eval_episodes=n_eval_episodes,
-        log_folder=log_folder,
-        seed=seed,
-        verbose=verbose,
+    history = _save_optuna_plot(
+        optuna.visualization.matplotlib.plot_optimization_history, study, folder / f"{stem}_history.png"
     )
-    manager.setup_experiment()
-    return manager.objective
+    lines += ["## Optimization history", "", f"![history]({history.name})" if history else "no trial to plot", ""]
+    lines += _best_trial_lines(study, complete, train_command)
+    lines += _importance_lines(study, complete, folder / f"{stem}_importances.png")
+    lines += ["## Trials", "", "| trial | state | value | duration (s) | params | note |", "|---|---|---|---|---|---|"]
+    lines += [_trial_row(trial) for trial in trials]
+    path = folder / f"{stem}_report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _best_trial_lines(study: optuna.Study, complete: list[FrozenTrial], train_command: str) -> list[str]:
+    if not complete:
+        return ["## Best trial", "", "no trial has completed yet", ""]
+    best = study.best_trial
+    lines = ["## Best trial", "", f"Trial {best.number}: value {best.value:.4g}", "", "| parameter | value |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in {**best.params, **best.user_attrs}.items()]
+    if train_command:
+        lines += ["", "Train with these hyperparameters:", "", f"    {train_command} --trial-id {best.number}"]
+    return [*lines, ""]
+
+
+def _importance_lines(study: optuna.Study, complete: list[FrozenTrial], path: Path) -> list[str]:
+    lines = ["## Parameter importances", ""]
+    if len(complete) < 2:
+        return [*lines, f"needs two completed trials ({len(complete)} so far)", ""]
+    importances = optuna.importance.get_param_importances(study)
+    _save_optuna_plot(optuna.visualization.matplotlib.plot_param_importances, study, path)
+    lines += [f"![importances]({path.name})", "", "| parameter | importance |", "|---|---|"]
+    lines += [f"| {key} | {value:.3f} |" for key, value in importances.items()]
+    return [*lines, ""]
+
+
+def _save_optuna_plot(plot: Callable[[optuna.Study], Axes], study: optuna.Study, path: Path) -> Path | None:
+    """Save one of ``optuna.visualization.matplotlib``'s plots of ``study``; :return: its path, ``None`` if empty."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax: Axes = plot(study)
+    figure = ax.figure
+    figure.set_size_inches(8, 5)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)  # Optuna draws with pyplot, which keeps its figures
+    return path
+
+
+def _trial_row(trial: FrozenTrial) -> str:
+    value = "" if trial.value is None else f"{trial.value:.4g}"
+    duration = "" if trial.duration is None else f"{trial.duration.total_seconds():.1f}"
+    params = ", ".join(
+        f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in trial.params.items()
+    )
+    note = trial.user_attrs.get(ERROR_ATTR, "")
+    if trial.user_attrs.get(INTERRUPTED_ATTR):
+        note = "interrupted"
+    if RETRY_OF_ATTR in trial.user_attrs:
+        note = f"retry of trial {trial.user_attrs[RETRY_OF_ATTR]}"
+    return f"| {trial.number} | {trial.state.name.lower()} | {value} | {duration} | {params} | {note} |"
+
+
+def __getattr__(name: str) -> Any:
+    # make_objective moved to sb3_metarim.zoo (it runs rl-zoo3's ExperimentManager); kept importable from here,
+    # loaded on use so that this module does not import sb3_metarim.zoo (which imports this one).
+    if name == "make_objective":
+        warnings.warn("import make_objective from sb3_metarim.zoo", DeprecationWarning, stacklevel=2)
+        return importlib.import_module("sb3_metarim.zoo").make_objective
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
