@@ -239,8 +239,9 @@ def record_failures(objective: Callable[[optuna.Trial], float]) -> Callable[[opt
     Wrap an objective so that one bad trial does not stop the study. A trial that raises is recorded as
     failed (``FAIL``, its error in the ``"error"`` user attribute, the traceback logged) and the study goes
     on; a NaN result is recorded as failed by Optuna itself; ``TrialPruned`` stays a prune. A
-    ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM under ``sb3_metarim.train``) still stops the study, the trial
-    marked ``"interrupted"`` so that :func:`requeue_interrupted` runs it again when the study resumes.
+    ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM under ``sb3_metarim.train``) still stops the study: the trial is
+    marked ``"interrupted"`` and its parameters are enqueued again right away (:func:`enqueue_retry`), so the
+    next worker to ask the study for a trial (the resumed study, or another worker still running) runs it again.
 
     :param objective: The objective, ``trial -> value``.
     :return: the wrapped objective.
@@ -253,6 +254,7 @@ def record_failures(objective: Callable[[optuna.Trial], float]) -> Callable[[opt
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
+            enqueue_retry(trial)
             trial.set_user_attr(INTERRUPTED_ATTR, True)
             raise
         except Exception as error:
@@ -266,10 +268,32 @@ def record_failures(objective: Callable[[optuna.Trial], float]) -> Callable[[opt
     return recorded
 
 
+def enqueue_retry(trial: optuna.Trial) -> None:
+    """
+    Enqueue ``trial``'s parameters again, with a ``"retry_of"`` user attribute, as it is interrupted.
+
+    Done here, by the one process that ran the trial, rather than by the workers that resume the study: two of
+    those resuming at the same moment would both see the trial without a retry and both enqueue one. Optuna hands
+    each waiting trial to exactly one worker (its storages switch a trial from waiting to running atomically), so
+    the interrupted trial runs again exactly once. If the storage cannot be written now, :func:`requeue_interrupted`
+    enqueues it when the study resumes.
+
+    :param trial: The trial being interrupted (still running).
+    """
+    try:
+        trial.study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number})
+    except Exception:
+        logger.warning("Trial %d: could not enqueue its retry now:\n%s", trial.number, traceback.format_exc())
+
+
 def requeue_interrupted(study: optuna.Study) -> list[int]:
     """
-    Enqueue, once, the parameters of each trial marked ``"interrupted"`` by :func:`record_failures`, so a
-    resumed study runs them again first; the new trial has a ``"retry_of"`` user attribute.
+    Enqueue the parameters of each trial marked ``"interrupted"`` that has no retry yet (a ``"retry_of"`` trial):
+    those whose retry could not be enqueued when they were interrupted (:func:`enqueue_retry`), or interrupted by
+    a version of this package that left the retry to the resumed study. Trials interrupted now have their retry.
+
+    Unlike :func:`enqueue_retry`, this runs in the resuming workers: two resuming at the same moment may both
+    enqueue a retry of such a trial.
 
     :param study: The study being resumed.
     :return: numbers of the trials enqueued again.
@@ -284,6 +308,12 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
     for trial in interrupted:
         study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number})
     return [trial.number for trial in interrupted]
+
+
+def waiting_retries(study: optuna.Study) -> list[int]:
+    """:return: numbers of the interrupted trials whose retry waits to be run."""
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return sorted(trial.user_attrs[RETRY_OF_ATTR] for trial in waiting if RETRY_OF_ATTR in trial.user_attrs)
 
 
 def default_storage(log_folder: str | Path, algo: str, env_id: str) -> str:

@@ -39,6 +39,7 @@ from sb3_metarim.tuning import (
     record_failures,
     requeue_interrupted,
     rl_zoo_samplers,
+    waiting_retries,
     write_study_report,
     zoo_sampler,
 )
@@ -232,7 +233,8 @@ class ZooExperimentManager(ExperimentManager):
             storage=open_storage(self.storage), study_name=self.study_name, direction="maximize", load_if_exists=True
         )
         print(f"Study {self.study_name!r} in {self.storage}: {len(study.trials)} trials so far")
-        retried = requeue_interrupted(study)
+        requeue_interrupted(study)
+        retried = waiting_retries(study)
         if retried:
             print(f"Running the interrupted trials {retried} again first")
         write_report, self.no_optim_plots = not self.no_optim_plots, True
