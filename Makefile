@@ -5,17 +5,20 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test lint
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins what the project's machines carry (the CPU build of torch); pyproject.toml declares ranges.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 demo: $(VENV)/.installed
 	$(PY) scripts/quickstart.py
 
+# ruff, then import-linter's contracts ([tool.importlinter] in pyproject.toml: the package's layers).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest -n 2 --durations=10

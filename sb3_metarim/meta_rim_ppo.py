@@ -19,7 +19,7 @@ from torch import nn
 
 from sb3_metarim.buffers import SpanSamplingDictRolloutBuffer, SpanSamplingRolloutBuffer
 from sb3_metarim.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RIMActorCriticPolicy
-from sb3_metarim.rim import RIM
+from sb3_metarim.rim import RIM, ModuleActivity, active_steps
 
 SelfMetaRIMPPO = TypeVar("SelfMetaRIMPPO", bound="MetaRIMPPO")
 
@@ -387,41 +387,6 @@ class MetaRIMPPO(RecurrentPPO):
         if self.meta:
             state_dicts.append("slow_optimizer")
         return state_dicts, variables
-
-
-class ModuleActivity:
-    """Counts how often each RIM module of the actor core is active over the valid training steps."""
-
-    def __init__(self) -> None:
-        self.active_steps: th.Tensor | None = None
-        self.steps = 0
-
-    def add(self, core: nn.Module, mask: th.Tensor) -> None:
-        """
-        :param core: the actor's core after a forward pass (ignored unless it is a RIM).
-        :param mask: (n_seq * max_length,) valid (not padding) steps, in sequence-major order.
-        """
-        if not isinstance(core, RIM) or core.last_active is None:
-            return
-        active = active_steps(core, mask)
-        counts = active.sum(dim=0)
-        self.active_steps = counts if self.active_steps is None else self.active_steps + counts
-        self.steps += active.shape[0]
-
-    def rates(self) -> list[float]:
-        """:return: per module, the fraction of steps it was active (empty without a RIM)."""
-        if self.active_steps is None:
-            return []
-        return (self.active_steps.float() / max(self.steps, 1)).tolist()
-
-
-def active_steps(core: RIM, mask: th.Tensor) -> th.Tensor:
-    """
-    :param core: A RIM after a forward pass on padded sequences.
-    :param mask: (n_seq * max_length,) valid (not padding) steps, in sequence-major order.
-    :return: (valid steps, num_units) which modules were active at each valid step.
-    """
-    return core.last_active.transpose(0, 1).reshape(-1, core.num_units)[mask]
 
 
 @contextmanager

@@ -1,23 +1,17 @@
 """
-What people look at after a run: the learning curve of a training run and the report of an Optuna study.
-
-Both are files (PNG, markdown) written without a display; ``scripts/plot_runs.py`` compares several runs.
+What people look at after a training run: its curves (training episodes from the Monitor files, evaluations from
+``evaluations.npz``) and ``learning_curve.png``, written without a display. ``scripts/plot_runs.py`` compares several
+runs; an Optuna study's report is :func:`sb3_metarim.tuning.write_study_report`.
 """
 
-import warnings
-from collections.abc import Callable
+import importlib
 from pathlib import Path
+from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
-import optuna
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from optuna.trial import FrozenTrial, TrialState
 from stable_baselines3.common.monitor import LoadMonitorResultsError, load_results
 from stable_baselines3.common.results_plotter import X_TIMESTEPS, ts2xy, window_func
-
-from sb3_metarim.tuning import ERROR_ATTR, INTERRUPTED_ATTR, RETRY_OF_ATTR
 
 LEARNING_CURVE = "learning_curve.png"
 EVALUATIONS = "evaluations.npz"
@@ -88,86 +82,8 @@ def plot_learning_curve(run_folder: str | Path, title: str = "", window: int = 1
     return path
 
 
-def write_study_report(study: optuna.Study, folder: str | Path, storage: str = "", train_command: str = "") -> Path:
-    """
-    Write ``<study>_report.md`` (trials by state, best trial, parameter importances, every trial) with
-    ``<study>_history.png`` (Optuna's optimization history) and ``<study>_importances.png`` (Optuna's
-    parameter importances, once two trials have completed) in ``folder``.
-
-    :param study: The study.
-    :param folder: Where to write.
-    :param storage: The study's storage URL, shown in the report.
-    :param train_command: The command that trains with a trial's hyperparameters, without ``--trial-id``.
-    :return: the markdown file's path.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = study.study_name.replace("/", "-")
-    trials = study.get_trials(deepcopy=False)
-    complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
-    lines = [f"# Study `{study.study_name}`", "", f"Storage: `{storage}`" if storage else "", ""]
-    counts = {state.name: sum(trial.state == state for trial in trials) for state in TrialState}
-    lines += [f"{len(trials)} trials: " + ", ".join(f"{count} {name.lower()}" for name, count in counts.items() if count), ""]
-
-    history = _save_optuna_plot(
-        optuna.visualization.matplotlib.plot_optimization_history, study, folder / f"{stem}_history.png"
-    )
-    lines += ["## Optimization history", "", f"![history]({history.name})" if history else "no trial to plot", ""]
-    lines += _best_trial_lines(study, complete, train_command)
-    lines += _importance_lines(study, complete, folder / f"{stem}_importances.png")
-    lines += ["## Trials", "", "| trial | state | value | duration (s) | params | note |", "|---|---|---|---|---|---|"]
-    lines += [_trial_row(trial) for trial in trials]
-    path = folder / f"{stem}_report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def _best_trial_lines(study: optuna.Study, complete: list[FrozenTrial], train_command: str) -> list[str]:
-    if not complete:
-        return ["## Best trial", "", "no trial has completed yet", ""]
-    best = study.best_trial
-    lines = ["## Best trial", "", f"Trial {best.number}: value {best.value:.4g}", "", "| parameter | value |", "|---|---|"]
-    lines += [f"| {key} | {value} |" for key, value in {**best.params, **best.user_attrs}.items()]
-    if train_command:
-        lines += ["", "Train with these hyperparameters:", "", f"    {train_command} --trial-id {best.number}"]
-    return [*lines, ""]
-
-
-def _importance_lines(study: optuna.Study, complete: list[FrozenTrial], path: Path) -> list[str]:
-    lines = ["## Parameter importances", ""]
-    if len(complete) < 2:
-        return [*lines, f"needs two completed trials ({len(complete)} so far)", ""]
-    importances = optuna.importance.get_param_importances(study)
-    _save_optuna_plot(optuna.visualization.matplotlib.plot_param_importances, study, path)
-    lines += [f"![importances]({path.name})", "", "| parameter | importance |", "|---|---|"]
-    lines += [f"| {key} | {value:.3f} |" for key, value in importances.items()]
-    return [*lines, ""]
-
-
-def _save_optuna_plot(plot: Callable[[optuna.Study], Axes], study: optuna.Study, path: Path) -> Path | None:
-    """Save one of ``optuna.visualization.matplotlib``'s plots of ``study``; :return: its path, ``None`` if empty."""
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        ax: Axes = plot(study)
-    figure = ax.figure
-    figure.set_size_inches(8, 5)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)  # Optuna draws with pyplot, which keeps its figures
-    return path
-
-
-def _trial_row(trial: FrozenTrial) -> str:
-    value = "" if trial.value is None else f"{trial.value:.4g}"
-    duration = "" if trial.duration is None else f"{trial.duration.total_seconds():.1f}"
-    params = ", ".join(
-        f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in trial.params.items()
-    )
-    note = trial.user_attrs.get(ERROR_ATTR, "")
-    if trial.user_attrs.get(INTERRUPTED_ATTR):
-        note = "interrupted"
-    if RETRY_OF_ATTR in trial.user_attrs:
-        note = f"retry of trial {trial.user_attrs[RETRY_OF_ATTR]}"
-    return f"| {trial.number} | {trial.state.name.lower()} | {value} | {duration} | {params} | {note} |"
+def __getattr__(name: str) -> Any:
+    # write_study_report moved to sb3_metarim.tuning (it needs Optuna); kept importable from here, loaded on use.
+    if name == "write_study_report":
+        return importlib.import_module("sb3_metarim.tuning").write_study_report
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

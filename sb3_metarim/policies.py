@@ -1,5 +1,8 @@
-"""Recurrent actor-critic policies whose recurrent core is a RIM (or, for ablations, an LSTM)."""
+"""Recurrent actor-critic policies whose recurrent core is a RIM (or, for ablations, an LSTM; see :mod:`sb3_metarim.cores`)."""
 
+import inspect
+from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 import torch as th
@@ -9,80 +12,83 @@ from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from sb3_metarim.rim import RIM, check_rim_arguments
+from sb3_metarim.cores import CORES, LSTM_CORE, RIM_CORE, check_core_name, make_core
+from sb3_metarim.rim import RIM, RIMConfig
 from sb3_metarim.validation import check_positive_int
 
-RECURRENT_CORES = ("rim", "lstm")
+# The cores registered when this module is imported (the registry, sb3_metarim.cores.CORES, is the reference).
+RECURRENT_CORES = tuple(CORES)
+
+
+def _signature_with_core_options(init: Callable[..., None]) -> Callable[..., None]:
+    """
+    Give ``init`` (``..., **kwargs``) a signature listing :class:`~sb3_metarim.rim.RIMConfig`'s fields as keyword
+    arguments before ``**kwargs``, so that ``inspect.signature``, ``help()`` and the rl-zoo3 config checks see
+    the core's options (defined once, in ``RIMConfig``).
+    """
+    signature = inspect.signature(init)
+    *parameters, var_keyword = signature.parameters.values()
+    options = [
+        inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=option.type)
+        for option in fields(RIMConfig)
+    ]
+    init.__signature__ = signature.replace(parameters=[*parameters, *options, var_keyword])
+    return init
 
 
 class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
     """
-    ``RecurrentActorCriticPolicy`` with a RIM where sb3-contrib puts its ``nn.LSTM``.
+    ``RecurrentActorCriticPolicy`` with a RIM (or another registered core) where sb3-contrib puts its ``nn.LSTM``.
 
     The core's state keeps the LSTM layout ``(1, batch, num_units * unit_size)``, so
     ``RecurrentPPO``'s rollout buffer and hidden-state handling work unchanged. The critic has its
     own core, as in ``RecurrentPPO`` (``enable_critic_lstm=True``); ``shared_lstm=True`` shares the
     actor's core (the critic then does not train it) and ``enable_critic_lstm=False`` gives the
     critic no memory. Every ``RecurrentActorCriticPolicy`` argument is accepted except
-    ``lstm_hidden_size``: the width is ``num_units * unit_size`` for both cores.
+    ``lstm_hidden_size``: the width is ``num_units * unit_size`` for every core.
+
+    The core's options are the fields of :class:`~sb3_metarim.rim.RIMConfig` (``num_units``, ``top_k``,
+    ``unit_size``, ``cell``, ...), given as keyword arguments (``policy_kwargs``): the signature lists them.
+    ``recurrent_core="lstm"`` keeps sb3-contrib's own ``nn.LSTM`` (exactly ``RecurrentPPO``'s, ``num_units *
+    unit_size`` wide, configured by ``n_lstm_layers`` and ``lstm_kwargs``) and uses only ``num_units`` and
+    ``unit_size``; any other core is built by :func:`~sb3_metarim.cores.make_core`, and LSTM-only arguments
+    (``lstm_kwargs``, ``n_lstm_layers`` other than 1) are errors.
 
     :param observation_space: Observation space.
     :param action_space: Action space.
     :param lr_schedule: Learning rate schedule.
-    :param recurrent_core: ``"rim"`` or ``"lstm"`` (an ``nn.LSTM`` of the same width, for ablations).
-    :param num_units: Number of RIM modules.
-    :param top_k: Number of active modules per step.
-    :param unit_size: Hidden size of each module.
-    :param cell: Cell of each module, ``"lstm"`` or ``"gru"``.
-    :param input_key_size: Key/query size of the input attention.
-    :param input_value_size: Value size of the input attention.
-    :param comm_heads: Heads of the communication attention.
-    :param comm_key_size: Key/query size per communication head.
-    :param comm_value_size: Value size per communication head.
-    :param dropout: Dropout on the attention probabilities (keep 0 with PPO).
-    :param kwargs: Arguments of ``RecurrentActorCriticPolicy`` (``net_arch``, ``n_lstm_layers``,
-        ``shared_lstm``, ``enable_critic_lstm``, ``lstm_kwargs``, ...).
+    :param recurrent_core: A core registered in :data:`sb3_metarim.cores.CORES`: ``"rim"`` or ``"lstm"`` (an
+        ``nn.LSTM`` of the same width, for ablations).
+    :param kwargs: The core's options (:class:`~sb3_metarim.rim.RIMConfig`'s fields) and the arguments of
+        ``RecurrentActorCriticPolicy`` (``net_arch``, ``n_lstm_layers``, ``shared_lstm``,
+        ``enable_critic_lstm``, ``lstm_kwargs``, ...).
     """
 
+    @_signature_with_core_options
     def __init__(
         self,
         observation_space: spaces.Space,
         action_space: spaces.Space,
         lr_schedule: Schedule,
-        recurrent_core: str = "rim",
-        num_units: int = 6,
-        top_k: int = 4,
-        unit_size: int = 32,
-        cell: str = "lstm",
-        input_key_size: int = 64,
-        input_value_size: int = 64,
-        comm_heads: int = 4,
-        comm_key_size: int = 32,
-        comm_value_size: int = 32,
-        dropout: float = 0.0,
+        recurrent_core: str = RIM_CORE,
         **kwargs: Any,
     ) -> None:
-        self.core_kwargs = dict(
-            num_units=num_units,
-            top_k=top_k,
-            unit_size=unit_size,
-            cell=cell,
-            input_key_size=input_key_size,
-            input_value_size=input_value_size,
-            comm_heads=comm_heads,
-            comm_key_size=comm_key_size,
-            comm_value_size=comm_value_size,
-            dropout=dropout,
-        )
-        check_core_arguments(recurrent_core, kwargs, self.core_kwargs)
+        self.core_config = RIMConfig(**{name: kwargs.pop(name) for name in RIMConfig.option_names() if name in kwargs})
+        check_core_arguments(recurrent_core, kwargs, self.core_config)
         self.recurrent_core = recurrent_core
-        super().__init__(observation_space, action_space, lr_schedule, lstm_hidden_size=num_units * unit_size, **kwargs)
-        if recurrent_core == "rim":
-            self.lstm_actor = RIM(self.features_dim, **self.core_kwargs)
+        super().__init__(observation_space, action_space, lr_schedule, lstm_hidden_size=self.core_config.hidden_size, **kwargs)
+        if recurrent_core != LSTM_CORE:
+            # The parent built nn.LSTMs (kept for "lstm": RecurrentPPO's core, same initialisation): replace them.
+            self.lstm_actor = make_core(recurrent_core, self.features_dim, **self.core_kwargs)
             if self.lstm_critic is not None:
-                self.lstm_critic = RIM(self.features_dim, **self.core_kwargs)
-            # The parent built its optimizer over the LSTM it made: rebuild it over the RIM.
+                self.lstm_critic = make_core(recurrent_core, self.features_dim, **self.core_kwargs)
+            # The parent built its optimizer over the LSTM it made: rebuild it over the new core.
             self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    @property
+    def core_kwargs(self) -> dict[str, Any]:
+        """The core's options as keyword arguments (the fields of :attr:`core_config`)."""
+        return self.core_config.as_dict()
 
     @staticmethod
     def _process_sequence(
@@ -133,23 +139,28 @@ class RIMMultiInputActorCriticPolicy(RIMActorCriticPolicy):
         super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
 
 
-def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], core_kwargs: dict[str, Any]) -> None:
-    """Raise a ``ValueError`` naming the first core argument that is not allowed."""
-    if recurrent_core not in RECURRENT_CORES:
-        raise ValueError(f"recurrent_core={recurrent_core!r}: must be one of {RECURRENT_CORES}")
+def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], core_config: RIMConfig) -> None:
+    """Raise a ``ValueError`` naming the first core argument that is not allowed, its value and what is allowed."""
+    check_core_name(recurrent_core)
     if "lstm_hidden_size" in policy_kwargs:
         raise ValueError(
             f"lstm_hidden_size={policy_kwargs['lstm_hidden_size']!r}: not an argument of MetaRIMPPO policies; "
             "the core's width is num_units * unit_size (for an LSTM core too)"
         )
-    n_layers = policy_kwargs.get("n_lstm_layers", 1)
-    if recurrent_core == "rim" and n_layers != 1:
-        raise ValueError(f"n_lstm_layers={n_layers!r}: a RIM core has exactly 1 layer")
-    if recurrent_core == "rim":
-        check_rim_arguments(**core_kwargs)
+    if recurrent_core == LSTM_CORE:
+        for name in ("num_units", "unit_size"):
+            check_positive_int(name, getattr(core_config, name))
         return
-    for name in ("num_units", "unit_size"):
-        check_positive_int(name, core_kwargs[name])
+    n_layers = policy_kwargs.get("n_lstm_layers", 1)
+    if n_layers != 1:
+        raise ValueError(f"n_lstm_layers={n_layers!r}: a {recurrent_core!r} core has exactly 1 layer")
+    if policy_kwargs.get("lstm_kwargs"):
+        raise ValueError(
+            f"lstm_kwargs={policy_kwargs['lstm_kwargs']!r}: nn.LSTM's arguments, unused by recurrent_core={recurrent_core!r}; "
+            f"set the core's options instead ({', '.join(RIMConfig.option_names())}) or use recurrent_core='lstm'"
+        )
+    if recurrent_core == RIM_CORE:
+        core_config.validate()
 
 
 MlpPolicy = RIMActorCriticPolicy

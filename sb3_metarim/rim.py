@@ -1,6 +1,8 @@
 """Recurrent Independent Mechanisms (Goyal et al. 2019) as a drop-in for ``nn.LSTM`` in sb3-contrib."""
 
 import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import torch as th
 import torch.nn.functional as F
@@ -37,6 +39,79 @@ class GroupLinear(nn.Module):
         return th.bmm(x, self.weight) if self.bias is None else th.baddbmm(self.bias, x, self.weight)
 
 
+@dataclass(frozen=True)
+class RIMConfig:
+    """
+    The options of a :class:`RIM`, in one place: their defaults, their meaning and their checks. The RIM
+    policies take the same names in ``policy_kwargs`` (``num_units``, ``top_k``, ...).
+
+    :param num_units: Number of modules N.
+    :param top_k: Number of active modules per step, in 1..N.
+    :param unit_size: Hidden size of each module; the core's width is ``num_units * unit_size``.
+    :param cell: Cell of each module, ``"lstm"`` or ``"gru"`` (a GRU core carries its cell state unchanged).
+    :param input_key_size: Key/query size of the input attention.
+    :param input_value_size: Value size of the input attention (the input size of each module's cell).
+    :param comm_heads: Number of heads of the communication attention.
+    :param comm_key_size: Key/query size per head of the communication attention.
+    :param comm_value_size: Value size per head of the communication attention.
+    :param dropout: Dropout on the attention probabilities. Keep 0 with PPO: collection runs in eval
+        mode and training in train mode, so dropout biases the probability ratio.
+    """
+
+    num_units: int = 6
+    top_k: int = 4
+    unit_size: int = 32
+    cell: str = "lstm"
+    input_key_size: int = 64
+    input_value_size: int = 64
+    comm_heads: int = 4
+    comm_key_size: int = 32
+    comm_value_size: int = 32
+    dropout: float = 0.0
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """:return: the names of the options, in declaration order."""
+        return tuple(option.name for option in fields(cls))
+
+    @property
+    def hidden_size(self) -> int:
+        """The core's width, ``num_units * unit_size``."""
+        return self.num_units * self.unit_size
+
+    def as_dict(self) -> dict[str, Any]:
+        """:return: the options as keyword arguments (``RIMConfig(**config.as_dict()) == config``)."""
+        return asdict(self)
+
+    def validate(self) -> "RIMConfig":
+        """
+        Raise a ``ValueError`` naming the first option that is out of range, its value and what is allowed.
+
+        :return: ``self``, checked.
+        """
+        for name in POSITIVE_INT_OPTIONS:
+            check_positive_int(name, getattr(self, name))
+        if self.top_k > self.num_units:
+            raise ValueError(f"top_k={self.top_k}: must be between 1 and num_units={self.num_units}")
+        if self.cell not in RIM_CELLS:
+            raise ValueError(f"cell={self.cell!r}: must be one of {RIM_CELLS}")
+        if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
+            raise ValueError(f"dropout={self.dropout!r}: must be in [0, 1)")
+        return self
+
+
+POSITIVE_INT_OPTIONS = (
+    "num_units",
+    "top_k",
+    "unit_size",
+    "input_key_size",
+    "input_value_size",
+    "comm_heads",
+    "comm_key_size",
+    "comm_value_size",
+)
+
+
 class RIM(nn.Module):
     """
     A layer of Recurrent Independent Mechanisms that behaves like a one-layer ``nn.LSTM``.
@@ -48,62 +123,45 @@ class RIM(nn.Module):
     gradient from the step. The state is an ``(h, c)`` pair of ``(1, batch, num_units * unit_size)``
     tensors, like ``nn.LSTM``; a GRU cell carries ``c`` through unchanged.
 
+    ``RIM(input_size, RIMConfig(num_units=8))`` and ``RIM(input_size, num_units=8)`` are the same core.
+
     :param input_size: Size of the input features.
-    :param num_units: Number of modules N.
-    :param top_k: Number of active modules per step, in 1..N.
-    :param unit_size: Hidden size of each module.
-    :param cell: ``"lstm"`` or ``"gru"``.
-    :param input_key_size: Key/query size of the input attention.
-    :param input_value_size: Value size of the input attention (the input size of each module's cell).
-    :param comm_heads: Number of heads of the communication attention.
-    :param comm_key_size: Key/query size per head of the communication attention.
-    :param comm_value_size: Value size per head of the communication attention.
-    :param dropout: Dropout on the attention probabilities. Keep 0 with PPO: collection runs in eval
-        mode and training in train mode, so dropout biases the probability ratio.
+    :param config: The options (:class:`RIMConfig`; ``None``: from ``options``, else the defaults).
+    :param options: :class:`RIMConfig`'s fields as keyword arguments, instead of ``config``.
     """
 
     num_layers = 1
 
-    def __init__(
-        self,
-        input_size: int,
-        num_units: int = 6,
-        top_k: int = 4,
-        unit_size: int = 32,
-        cell: str = "lstm",
-        input_key_size: int = 64,
-        input_value_size: int = 64,
-        comm_heads: int = 4,
-        comm_key_size: int = 32,
-        comm_value_size: int = 32,
-        dropout: float = 0.0,
-    ) -> None:
+    def __init__(self, input_size: int, config: RIMConfig | None = None, **options: Any) -> None:
         super().__init__()
-        check_rim_arguments(
-            num_units=num_units,
-            top_k=top_k,
-            unit_size=unit_size,
-            cell=cell,
-            input_key_size=input_key_size,
-            input_value_size=input_value_size,
-            comm_heads=comm_heads,
-            comm_key_size=comm_key_size,
-            comm_value_size=comm_value_size,
-            dropout=dropout,
-        )
+        if config is not None and not isinstance(config, RIMConfig):
+            raise TypeError(f"config={config!r}: must be a RIMConfig, or give the options by keyword (RIM(8, top_k=2))")
+        if config is not None and options:
+            raise TypeError(f"RIM: give either config or the options {sorted(options)}, not both")
+        config = (config or RIMConfig(**options)).validate()
+        self.config = config
         self.input_size = input_size
-        self.num_units = num_units
-        self.top_k = top_k
-        self.unit_size = unit_size
-        self.hidden_size = num_units * unit_size
-        self.cell_type = cell
-        self.comm_heads = comm_heads
-        self.dropout = dropout
-        self.input_attention = InputAttention(input_size, num_units, unit_size, input_key_size, input_value_size)
-        cell_class = GroupLSTMCell if cell == "lstm" else GroupGRUCell
-        self.cell = cell_class(num_units, input_value_size, unit_size)
-        self.communication_attention = CommunicationAttention(num_units, unit_size, comm_heads, comm_key_size, comm_value_size)
+        self.num_units = config.num_units
+        self.top_k = config.top_k
+        self.unit_size = config.unit_size
+        self.hidden_size = config.hidden_size
+        self.cell_type = config.cell
+        self.comm_heads = config.comm_heads
+        self.dropout = config.dropout
+        self.input_attention = InputAttention(
+            input_size, config.num_units, config.unit_size, config.input_key_size, config.input_value_size
+        )
+        cell_class = GroupLSTMCell if config.cell == "lstm" else GroupGRUCell
+        self.cell = cell_class(config.num_units, config.input_value_size, config.unit_size)
+        self.communication_attention = CommunicationAttention(
+            config.num_units, config.unit_size, config.comm_heads, config.comm_key_size, config.comm_value_size
+        )
         self.last_active: th.Tensor | None = None
+
+    @classmethod
+    def from_config(cls, input_size: int, config: RIMConfig) -> "RIM":
+        """:return: ``RIM(input_size, config)``."""
+        return cls(input_size, config)
 
     def forward(
         self,
@@ -306,22 +364,41 @@ def _to_layer_layout(state: th.Tensor) -> th.Tensor:
     return state.transpose(0, 1).reshape(1, state.shape[1], -1)
 
 
-def check_rim_arguments(**kwargs) -> None:
-    """Raise a ``ValueError`` naming the first RIM argument that is out of range."""
-    for name in (
-        "num_units",
-        "top_k",
-        "unit_size",
-        "input_key_size",
-        "input_value_size",
-        "comm_heads",
-        "comm_key_size",
-        "comm_value_size",
-    ):
-        check_positive_int(name, kwargs[name])
-    if kwargs["top_k"] > kwargs["num_units"]:
-        raise ValueError(f"top_k={kwargs['top_k']}: must be between 1 and num_units={kwargs['num_units']}")
-    if kwargs["cell"] not in RIM_CELLS:
-        raise ValueError(f"cell={kwargs['cell']!r}: must be one of {RIM_CELLS}")
-    if not 0.0 <= kwargs["dropout"] < 1.0:
-        raise ValueError(f"dropout={kwargs['dropout']!r}: must be in [0, 1)")
+def check_rim_arguments(**kwargs: Any) -> None:
+    """Raise a ``ValueError`` naming the first RIM option that is out of range (see :meth:`RIMConfig.validate`)."""
+    RIMConfig(**kwargs).validate()
+
+
+class ModuleActivity:
+    """Counts how often each RIM module of the actor core is active over the valid training steps."""
+
+    def __init__(self) -> None:
+        self.active_steps: th.Tensor | None = None
+        self.steps = 0
+
+    def add(self, core: nn.Module, mask: th.Tensor) -> None:
+        """
+        :param core: the actor's core after a forward pass (ignored unless it is a RIM).
+        :param mask: (n_seq * max_length,) valid (not padding) steps, in sequence-major order.
+        """
+        if not isinstance(core, RIM) or core.last_active is None:
+            return
+        active = active_steps(core, mask)
+        counts = active.sum(dim=0)
+        self.active_steps = counts if self.active_steps is None else self.active_steps + counts
+        self.steps += active.shape[0]
+
+    def rates(self) -> list[float]:
+        """:return: per module, the fraction of steps it was active (empty without a RIM)."""
+        if self.active_steps is None:
+            return []
+        return (self.active_steps.float() / max(self.steps, 1)).tolist()
+
+
+def active_steps(core: RIM, mask: th.Tensor) -> th.Tensor:
+    """
+    :param core: A RIM after a forward pass on padded sequences.
+    :param mask: (n_seq * max_length,) valid (not padding) steps, in sequence-major order.
+    :return: (valid steps, num_units) which modules were active at each valid step.
+    """
+    return core.last_active.transpose(0, 1).reshape(-1, core.num_units)[mask]

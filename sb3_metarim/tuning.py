@@ -1,11 +1,13 @@
 """
 Optuna for MetaRIMPPO and its baselines: search spaces, samplers that merge into the yaml's ``policy_kwargs``,
-what happens to a trial that fails or is interrupted, the study storages, and an objective for your own loop.
+what happens to a trial that fails or is interrupted, the study storages and the study report. The objective
+that ``--optimize`` runs, for your own loop, is :func:`sb3_metarim.zoo.make_objective`.
 
 .. code-block:: python
 
     import optuna
-    from sb3_metarim.tuning import make_objective, open_storage
+    from sb3_metarim.tuning import open_storage
+    from sb3_metarim.zoo import make_objective
 
     objective = make_objective("metarim_ppo", "sb3_metarim/CueMemory-v0", n_timesteps=20_000)
     study = optuna.create_study(storage=open_storage("logs/study.log"), study_name="cue", direction="maximize",
@@ -13,20 +15,24 @@ what happens to a trial that fails or is interrupted, the study storages, and an
     study.optimize(objective, n_trials=20)
 """
 
+import importlib
 import logging
 import math
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial, wraps
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import optuna
+from matplotlib.axes import Axes
 from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from rl_zoo3.hyperparams_opt import convert_onpolicy_params
 
 logger = logging.getLogger(__name__)
@@ -233,8 +239,9 @@ def record_failures(objective: Callable[[optuna.Trial], float]) -> Callable[[opt
     Wrap an objective so that one bad trial does not stop the study. A trial that raises is recorded as
     failed (``FAIL``, its error in the ``"error"`` user attribute, the traceback logged) and the study goes
     on; a NaN result is recorded as failed by Optuna itself; ``TrialPruned`` stays a prune. A
-    ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM under ``sb3_metarim.train``) still stops the study, the trial
-    marked ``"interrupted"`` so that :func:`requeue_interrupted` runs it again when the study resumes.
+    ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM under ``sb3_metarim.train``) still stops the study: the trial is
+    marked ``"interrupted"`` and its parameters are enqueued again right away (:func:`enqueue_retry`), so the
+    next worker to ask the study for a trial (the resumed study, or another worker still running) runs it again.
 
     :param objective: The objective, ``trial -> value``.
     :return: the wrapped objective.
@@ -247,6 +254,7 @@ def record_failures(objective: Callable[[optuna.Trial], float]) -> Callable[[opt
         except optuna.TrialPruned:
             raise
         except KeyboardInterrupt:
+            enqueue_retry(trial)
             trial.set_user_attr(INTERRUPTED_ATTR, True)
             raise
         except Exception as error:
@@ -260,10 +268,32 @@ def record_failures(objective: Callable[[optuna.Trial], float]) -> Callable[[opt
     return recorded
 
 
+def enqueue_retry(trial: optuna.Trial) -> None:
+    """
+    Enqueue ``trial``'s parameters again, with a ``"retry_of"`` user attribute, as it is interrupted.
+
+    Done here, by the one process that ran the trial, rather than by the workers that resume the study: two of
+    those resuming at the same moment would both see the trial without a retry and both enqueue one. Optuna hands
+    each waiting trial to exactly one worker (its storages switch a trial from waiting to running atomically), so
+    the interrupted trial runs again exactly once. If the storage cannot be written now, :func:`requeue_interrupted`
+    enqueues it when the study resumes.
+
+    :param trial: The trial being interrupted (still running).
+    """
+    try:
+        trial.study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number})
+    except Exception:
+        logger.warning("Trial %d: could not enqueue its retry now:\n%s", trial.number, traceback.format_exc())
+
+
 def requeue_interrupted(study: optuna.Study) -> list[int]:
     """
-    Enqueue, once, the parameters of each trial marked ``"interrupted"`` by :func:`record_failures`, so a
-    resumed study runs them again first; the new trial has a ``"retry_of"`` user attribute.
+    Enqueue the parameters of each trial marked ``"interrupted"`` that has no retry yet (a ``"retry_of"`` trial):
+    those whose retry could not be enqueued when they were interrupted (:func:`enqueue_retry`), or interrupted by
+    a version of this package that left the retry to the resumed study. Trials interrupted now have their retry.
+
+    Unlike :func:`enqueue_retry`, this runs in the resuming workers: two resuming at the same moment may both
+    enqueue a retry of such a trial.
 
     :param study: The study being resumed.
     :return: numbers of the trials enqueued again.
@@ -278,6 +308,12 @@ def requeue_interrupted(study: optuna.Study) -> list[int]:
     for trial in interrupted:
         study.enqueue_trial(trial.params, user_attrs={RETRY_OF_ATTR: trial.number})
     return [trial.number for trial in interrupted]
+
+
+def waiting_retries(study: optuna.Study) -> list[int]:
+    """:return: numbers of the interrupted trials whose retry waits to be run."""
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return sorted(trial.user_attrs[RETRY_OF_ATTR] for trial in waiting if RETRY_OF_ATTR in trial.user_attrs)
 
 
 def default_storage(log_folder: str | Path, algo: str, env_id: str) -> str:
@@ -308,50 +344,95 @@ def open_storage(url: str) -> str | BaseStorage:
     return url
 
 
-def make_objective(
-    algo: str,
-    env_id: str,
-    n_timesteps: int,
-    config: str | None = None,
-    hyperparams: dict[str, Any] | None = None,
-    n_evaluations: int = 1,
-    n_eval_episodes: int = 5,
-    log_folder: str = "logs",
-    seed: int = 0,
-    verbose: int = 0,
-) -> Callable[[optuna.Trial], float]:
+def write_study_report(study: optuna.Study, folder: str | Path, storage: str = "", train_command: str = "") -> Path:
     """
-    The objective ``sb3_metarim.train --optimize`` runs, for your own Optuna loop: each trial samples the
-    algorithm's search space merged into the config's hyperparameters, trains ``n_timesteps`` on the config's
-    envs and wrappers, reports ``n_evaluations`` evaluations to the pruner and returns the last mean return.
-    Failures are handled by :func:`record_failures`.
+    Write ``<study>_report.md`` (trials by state, best trial, parameter importances, every trial) with
+    ``<study>_history.png`` (Optuna's optimization history) and ``<study>_importances.png`` (Optuna's
+    parameter importances, once two trials have completed) in ``folder``.
 
-    :param algo: ``"metarim_ppo"``, ``"rim_ppo"``, ``"metalstm_ppo"`` or any rl-zoo3 algorithm.
-    :param env_id: A registered gymnasium id.
-    :param n_timesteps: Training steps per trial.
-    :param config: The yaml file (``None``: ``zoo_configs/<algo>.yml``).
-    :param hyperparams: Overrides of the config's entry, as rl-zoo3's ``-params``.
-    :param n_evaluations: Evaluations per trial (reported to the pruner).
-    :param n_eval_episodes: Episodes per evaluation.
-    :param log_folder: rl-zoo3's log folder: it makes a run folder there (the Monitor files of the env it builds
-        at set-up); the trials write nothing.
-    :param seed: Seed of the envs.
-    :param verbose: 0 quiet, 1 rl-zoo3's messages, 2 also the trials' training logs.
-    :return: the objective, ``trial -> mean evaluation return``.
+    :param study: The study.
+    :param folder: Where to write.
+    :param storage: The study's storage URL, shown in the report.
+    :param train_command: The command that trains with a trial's hyperparameters, without ``--trial-id``.
+    :return: the markdown file's path.
     """
-    from sb3_metarim.zoo import experiment_manager  # sb3_metarim.zoo imports this module
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = study.study_name.replace("/", "-")
+    trials = study.get_trials(deepcopy=False)
+    complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
+    lines = [f"# Study `{study.study_name}`", "", f"Storage: `{storage}`" if storage else "", ""]
+    counts = {state.name: sum(trial.state == state for trial in trials) for state in TrialState}
+    lines += [f"{len(trials)} trials: " + ", ".join(f"{count} {name.lower()}" for name, count in counts.items() if count), ""]
 
-    manager = experiment_manager(
-        algo,
-        env_id,
-        config=config,
-        hyperparams=hyperparams,
-        n_timesteps=n_timesteps,
-        n_evaluations=n_evaluations,
-        n_eval_episodes=n_eval_episodes,
-        log_folder=log_folder,
-        seed=seed,
-        verbose=verbose,
+    history = _save_optuna_plot(
+        optuna.visualization.matplotlib.plot_optimization_history, study, folder / f"{stem}_history.png"
     )
-    manager.setup_experiment()
-    return manager.objective
+    lines += ["## Optimization history", "", f"![history]({history.name})" if history else "no trial to plot", ""]
+    lines += _best_trial_lines(study, complete, train_command)
+    lines += _importance_lines(study, complete, folder / f"{stem}_importances.png")
+    lines += ["## Trials", "", "| trial | state | value | duration (s) | params | note |", "|---|---|---|---|---|---|"]
+    lines += [_trial_row(trial) for trial in trials]
+    path = folder / f"{stem}_report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _best_trial_lines(study: optuna.Study, complete: list[FrozenTrial], train_command: str) -> list[str]:
+    if not complete:
+        return ["## Best trial", "", "no trial has completed yet", ""]
+    best = study.best_trial
+    lines = ["## Best trial", "", f"Trial {best.number}: value {best.value:.4g}", "", "| parameter | value |", "|---|---|"]
+    lines += [f"| {key} | {value} |" for key, value in {**best.params, **best.user_attrs}.items()]
+    if train_command:
+        lines += ["", "Train with these hyperparameters:", "", f"    {train_command} --trial-id {best.number}"]
+    return [*lines, ""]
+
+
+def _importance_lines(study: optuna.Study, complete: list[FrozenTrial], path: Path) -> list[str]:
+    lines = ["## Parameter importances", ""]
+    if len(complete) < 2:
+        return [*lines, f"needs two completed trials ({len(complete)} so far)", ""]
+    importances = optuna.importance.get_param_importances(study)
+    _save_optuna_plot(optuna.visualization.matplotlib.plot_param_importances, study, path)
+    lines += [f"![importances]({path.name})", "", "| parameter | importance |", "|---|---|"]
+    lines += [f"| {key} | {value:.3f} |" for key, value in importances.items()]
+    return [*lines, ""]
+
+
+def _save_optuna_plot(plot: Callable[[optuna.Study], Axes], study: optuna.Study, path: Path) -> Path | None:
+    """Save one of ``optuna.visualization.matplotlib``'s plots of ``study``; :return: its path, ``None`` if empty."""
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        ax: Axes = plot(study)
+    figure = ax.figure
+    figure.set_size_inches(8, 5)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)  # Optuna draws with pyplot, which keeps its figures
+    return path
+
+
+def _trial_row(trial: FrozenTrial) -> str:
+    value = "" if trial.value is None else f"{trial.value:.4g}"
+    duration = "" if trial.duration is None else f"{trial.duration.total_seconds():.1f}"
+    params = ", ".join(
+        f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in trial.params.items()
+    )
+    note = trial.user_attrs.get(ERROR_ATTR, "")
+    if trial.user_attrs.get(INTERRUPTED_ATTR):
+        note = "interrupted"
+    if RETRY_OF_ATTR in trial.user_attrs:
+        note = f"retry of trial {trial.user_attrs[RETRY_OF_ATTR]}"
+    return f"| {trial.number} | {trial.state.name.lower()} | {value} | {duration} | {params} | {note} |"
+
+
+def __getattr__(name: str) -> Any:
+    # make_objective moved to sb3_metarim.zoo (it runs rl-zoo3's ExperimentManager); kept importable from here,
+    # loaded on use so that this module does not import sb3_metarim.zoo (which imports this one).
+    if name == "make_objective":
+        warnings.warn("import make_objective from sb3_metarim.zoo", DeprecationWarning, stacklevel=2)
+        return importlib.import_module("sb3_metarim.zoo").make_objective
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ rl-zoo3 has no plugin mechanism: its CLI reads ``rl_zoo3.ALGOS`` and the sampler
 
 import argparse
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_metarim.meta_rim_ppo import MetaRIMPPO
-from sb3_metarim.plots import plot_learning_curve, write_study_report
+from sb3_metarim.plots import plot_learning_curve
 from sb3_metarim.tuning import (
     base_policy_kwargs,
     convert_params,
@@ -39,11 +39,13 @@ from sb3_metarim.tuning import (
     record_failures,
     requeue_interrupted,
     rl_zoo_samplers,
+    waiting_retries,
+    write_study_report,
     zoo_sampler,
 )
+from sb3_metarim.variants import META_LSTM_SLOW_PARAMETERS, RIMPPO, MetaLSTMPPO  # noqa: F401  (importable from here too)
 
-ZOO_CONFIGS = Path(__file__).resolve().parents[1] / "zoo_configs"
-META_LSTM_SLOW_PARAMETERS = ("value_net", "lstm_critic")
+ZOO_CONFIGS = Path(__file__).resolve().parent / "zoo_configs"  # shipped in the package (package data)
 # Set by rl-zoo3's CLI flags, so a config must not set them.
 CLI_ARGUMENTS = {"env": "--env", "tensorboard_log": "-tb", "seed": "--seed", "verbose": "--verbose", "device": "--device"}
 # Keys rl-zoo3 consumes itself (not passed to the algorithm).
@@ -56,57 +58,6 @@ ZOO_KEYS = frozenset(
 REQUIRED_KEYS = ("n_timesteps", "policy")
 # Set by the algorithm on its policy.
 POLICY_ARGUMENTS = frozenset(("observation_space", "action_space", "lr_schedule"))
-
-
-class RIMPPO(MetaRIMPPO):
-    """
-    :class:`~sb3_metarim.MetaRIMPPO` with ``meta=False``: the RIM trained on one timescale, all parameters
-    together as ``RecurrentPPO`` trains them (the "modular" baseline, rl-zoo3 name ``rim_ppo``).
-
-    :param policy: As for ``MetaRIMPPO``.
-    :param env: As for ``MetaRIMPPO``.
-    :param meta: Must stay ``False``.
-    :param kwargs: Every other ``MetaRIMPPO`` argument.
-    """
-
-    def __init__(self, policy: Any, env: Any, meta: bool = False, **kwargs: Any) -> None:
-        if meta is not False:
-            raise ValueError(f"meta={meta!r}: rim_ppo trains on one timescale (meta=False); use metarim_ppo for fast/slow")
-        super().__init__(policy, env, meta=False, **kwargs)
-
-
-class MetaLSTMPPO(MetaRIMPPO):
-    """
-    The meta-LSTM ablation (rl-zoo3 name ``metalstm_ppo``): :class:`~sb3_metarim.MetaRIMPPO` with an
-    ``nn.LSTM`` core (``policy_kwargs["recurrent_core"] = "lstm"``, ``num_units * unit_size`` wide) trained fast
-    and slow, the value function (``value_net`` and the critic's core) being the slow set.
-
-    :param policy: As for ``MetaRIMPPO``.
-    :param env: As for ``MetaRIMPPO``.
-    :param slow_parameters: Patterns selecting the slow set; default the value function.
-    :param policy_kwargs: As for ``MetaRIMPPO``; ``recurrent_core`` must be ``"lstm"`` (the default here).
-    :param meta: Must stay ``True``.
-    :param kwargs: Every other ``MetaRIMPPO`` argument.
-    """
-
-    def __init__(
-        self,
-        policy: Any,
-        env: Any,
-        slow_parameters: Sequence[str] = META_LSTM_SLOW_PARAMETERS,
-        policy_kwargs: dict[str, Any] | None = None,
-        meta: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        if meta is not True:
-            raise ValueError(f"meta={meta!r}: metalstm_ppo trains fast and slow (meta=True); use ppo_lstm for one timescale")
-        policy_kwargs = {"recurrent_core": "lstm", **(policy_kwargs or {})}
-        if policy_kwargs["recurrent_core"] != "lstm":
-            raise ValueError(
-                f"policy_kwargs['recurrent_core']={policy_kwargs['recurrent_core']!r}: metalstm_ppo has an LSTM core; "
-                "use metarim_ppo for a RIM"
-            )
-        super().__init__(policy, env, slow_parameters=slow_parameters, policy_kwargs=policy_kwargs, meta=True, **kwargs)
 
 
 ZOO_ALGOS: dict[str, type[BaseAlgorithm]] = {"metarim_ppo": MetaRIMPPO, "rim_ppo": RIMPPO, "metalstm_ppo": MetaLSTMPPO}
@@ -282,7 +233,8 @@ class ZooExperimentManager(ExperimentManager):
             storage=open_storage(self.storage), study_name=self.study_name, direction="maximize", load_if_exists=True
         )
         print(f"Study {self.study_name!r} in {self.storage}: {len(study.trials)} trials so far")
-        retried = requeue_interrupted(study)
+        requeue_interrupted(study)
+        retried = waiting_retries(study)
         if retried:
             print(f"Running the interrupted trials {retried} again first")
         write_report, self.no_optim_plots = not self.no_optim_plots, True
@@ -311,7 +263,7 @@ def experiment_manager(
     algo: str, env_id: str, config: str | None = None, log_folder: str = "logs", **kwargs: Any
 ) -> ZooExperimentManager:
     """
-    A :class:`ZooExperimentManager` for ``--optimize`` from Python (see :func:`sb3_metarim.tuning.make_objective`).
+    A :class:`ZooExperimentManager` for ``--optimize`` from Python (see :func:`make_objective`).
 
     :param algo: The rl-zoo3 algorithm name.
     :param env_id: The environment id.
@@ -326,3 +278,50 @@ def experiment_manager(
     return ZooExperimentManager(
         argparse.Namespace(), algo, env_id, log_folder, config=config, optimize_hyperparameters=True, **kwargs
     )
+
+
+def make_objective(
+    algo: str,
+    env_id: str,
+    n_timesteps: int,
+    config: str | None = None,
+    hyperparams: dict[str, Any] | None = None,
+    n_evaluations: int = 1,
+    n_eval_episodes: int = 5,
+    log_folder: str = "logs",
+    seed: int = 0,
+    verbose: int = 0,
+) -> Callable[[optuna.Trial], float]:
+    """
+    The objective ``sb3_metarim.train --optimize`` runs, for your own Optuna loop: each trial samples the
+    algorithm's search space merged into the config's hyperparameters, trains ``n_timesteps`` on the config's
+    envs and wrappers, reports ``n_evaluations`` evaluations to the pruner and returns the last mean return.
+    Failures are handled by :func:`~sb3_metarim.tuning.record_failures`.
+
+    :param algo: ``"metarim_ppo"``, ``"rim_ppo"``, ``"metalstm_ppo"`` or any rl-zoo3 algorithm.
+    :param env_id: A registered gymnasium id.
+    :param n_timesteps: Training steps per trial.
+    :param config: The yaml file (``None``: ``zoo_configs/<algo>.yml``).
+    :param hyperparams: Overrides of the config's entry, as rl-zoo3's ``-params``.
+    :param n_evaluations: Evaluations per trial (reported to the pruner).
+    :param n_eval_episodes: Episodes per evaluation.
+    :param log_folder: rl-zoo3's log folder: it makes a run folder there (the Monitor files of the env it builds
+        at set-up); the trials write nothing.
+    :param seed: Seed of the envs.
+    :param verbose: 0 quiet, 1 rl-zoo3's messages, 2 also the trials' training logs.
+    :return: the objective, ``trial -> mean evaluation return``.
+    """
+    manager = experiment_manager(
+        algo,
+        env_id,
+        config=config,
+        hyperparams=hyperparams,
+        n_timesteps=n_timesteps,
+        n_evaluations=n_evaluations,
+        n_eval_episodes=n_eval_episodes,
+        log_folder=log_folder,
+        seed=seed,
+        verbose=verbose,
+    )
+    manager.setup_experiment()
+    return manager.objective

@@ -18,7 +18,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-from huggingface_sb3 import EnvironmentName
 from stable_baselines3.common.results_plotter import window_func
 
 from sb3_metarim.plots import evaluation_curve, monitor_curve
@@ -41,9 +40,17 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def env_folder_name(env_id: str) -> str:
+    """
+    :return: the name rl-zoo3 gives ``env_id``'s run folders (as huggingface_sb3's ``EnvironmentName``: ``/``
+        becomes ``-``, a ``module:`` prefix is dropped).
+    """
+    return env_id.replace("/", "-").split(":")[-1]
+
+
 def run_folders(folder: Path, algo: str, env_id: str) -> list[Path]:
     """:return: the run folders ``<folder>/<algo>/<env>_<n>`` of ``algo`` on ``env_id``, in run order."""
-    name = EnvironmentName(env_id)
+    name = env_folder_name(env_id)
     pattern = re.compile(rf"{re.escape(name)}_(\d+)")
     runs = [path for path in (folder / algo).glob(f"{name}_*") if path.is_dir() and pattern.fullmatch(path.name)]
     return sorted(runs, key=lambda path: int(pattern.fullmatch(path.name).group(1)))
@@ -116,7 +123,7 @@ def main() -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="best")
     figure.tight_layout()
-    output = args.output or args.folder / f"compare_{EnvironmentName(args.env)}.png"
+    output = args.output or args.folder / f"compare_{env_folder_name(args.env)}.png"
     output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(output, dpi=110)
 

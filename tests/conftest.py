@@ -1,8 +1,11 @@
+from contextlib import ExitStack
+
 import pytest
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 import sb3_metarim  # noqa: F401  (registers the environments)
+from tests.postgres_server import Unavailable, postgres_server
 
 SMALL_CORE = dict(num_units=4, top_k=2, unit_size=8, input_key_size=8, input_value_size=8, comm_key_size=8, comm_value_size=8)
 
@@ -15,3 +18,14 @@ def one_torch_thread():
 @pytest.fixture
 def cue_env():
     return make_vec_env("sb3_metarim/CueMemory-v0", n_envs=2, seed=0)
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway PostgreSQL server's URL (the test is skipped, saying why, when none can be started)."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_server())
+        except Unavailable as reason:
+            pytest.skip(f"no PostgreSQL server could be started: {reason}")
+        yield url

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -25,23 +24,21 @@ from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_metarim import MetaRIMPPO
+from sb3_metarim import RIMPPO, MetaLSTMPPO, MetaRIMPPO
 from sb3_metarim.callbacks import TrialLogger
-from sb3_metarim.envs import MiniGridFeaturesExtractor
-from sb3_metarim.plots import write_study_report
 from sb3_metarim.rim import RIM
+from sb3_metarim.torch_layers import MiniGridFeaturesExtractor
 from sb3_metarim.tuning import (
     ERROR_ATTR,
     INTERRUPTED_ATTR,
     RETRY_OF_ATTR,
     base_policy_kwargs,
-    make_objective,
     open_storage,
     record_failures,
     sample_metarim_params,
+    write_study_report,
 )
-from sb3_metarim.zoo import RIMPPO, ZOO_CONFIGS, MetaLSTMPPO, ZooExperimentManager, experiment_manager, register
-from tests.postgres_server import Unavailable, postgres_server
+from sb3_metarim.zoo import ZOO_CONFIGS, ZooExperimentManager, experiment_manager, make_objective, register
 
 REPO = Path(__file__).resolve().parents[1]
 CUE = "sb3_metarim/CueMemory-v0"
@@ -236,16 +233,6 @@ def two_workers_share_a_study(algo: str, storage: str, cwd: Path) -> None:
 
 def test_two_workers_share_a_journal_study(tmp_path):
     two_workers_share_a_study("rim_ppo", str(tmp_path / "shared_optuna.log"), tmp_path)
-
-
-@pytest.fixture
-def postgres_url():
-    with ExitStack() as stack:
-        try:
-            url = stack.enter_context(postgres_server())
-        except Unavailable as reason:
-            pytest.skip(f"no PostgreSQL server could be started: {reason}")
-        yield url
 
 
 def test_two_workers_share_a_postgresql_study(postgres_url, tmp_path):

@@ -43,7 +43,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
 
 from sb3_metarim.benchmark.spec import HARNESS_KEYS, RunSpec, import_modules
 from sb3_metarim.meta_rim_ppo import MetaRIMPPO
-from sb3_metarim.zoo import RIMPPO, MetaLSTMPPO
+from sb3_metarim.variants import RIMPPO, MetaLSTMPPO
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "metarim_ppo": MetaRIMPPO,

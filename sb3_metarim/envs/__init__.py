@@ -1,17 +1,33 @@
-"""Environments of sb3-metarim, registered with gymnasium on import."""
+"""
+Environments of sb3-metarim, registered with gymnasium on import, and :func:`make_meta_env`. With the ``minigrid``
+package installed (``pip install "sb3-metarim[minigrid]"``) this also registers MiniGrid and BabyAI and exports
+their wrappers (:mod:`sb3_metarim.envs.minigrid`).
+"""
+
+from typing import Any
 
 import gymnasium as gym
 
 from sb3_metarim.envs.bandit import BernoulliBanditEnv
 from sb3_metarim.envs.cue_memory import CueMemoryEnv
-from sb3_metarim.envs.minigrid import (
-    GridIdsWrapper,
-    MiniGridFeaturesExtractor,
-    MissionTokenWrapper,
-    make_meta_env,
-    tokenize_mission,
-)
+from sb3_metarim.envs.meta import make_meta_env
 from sb3_metarim.envs.tmaze import TMazeEnv
+from sb3_metarim.torch_layers import MiniGridFeaturesExtractor
+
+MINIGRID_NAMES = ("GridIdsWrapper", "MissionTokenWrapper", "tokenize_mission")
+try:
+    from sb3_metarim.envs.minigrid import GridIdsWrapper, MissionTokenWrapper, tokenize_mission
+except ModuleNotFoundError as error:  # minigrid is optional
+    if error.name != "minigrid":
+        raise
+
+    def __getattr__(name: str) -> Any:
+        if name in MINIGRID_NAMES:
+            raise ImportError(
+                f"sb3_metarim.envs.{name} needs the minigrid package: pip install 'sb3-metarim[minigrid]'", name=name
+            )
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BernoulliBanditEnv",

@@ -1,6 +1,9 @@
 """
-MiniGrid and BabyAI for SB3: the mission as token ids, the grid as ids, a features extractor for them, and
-:func:`make_meta_env`, which builds the whole meta-RL stack.
+MiniGrid and BabyAI for SB3 (needs the ``minigrid`` package: ``pip install "sb3-metarim[minigrid]"``): the
+mission's vocabulary and tokenizer, :class:`MissionTokenWrapper` (the mission as token ids) and
+:class:`GridIdsWrapper` (the grid declared as ids). Their features extractor is
+:class:`sb3_metarim.torch_layers.MiniGridFeaturesExtractor`; :func:`sb3_metarim.envs.make_meta_env` applies the
+wrappers to MiniGrid/BabyAI envs. The extractor, its encoders and ``make_meta_env`` stay importable from here.
 
 .. code-block:: python
 
@@ -8,30 +11,38 @@ MiniGrid and BabyAI for SB3: the mission as token ids, the grid as ids, a featur
     model = MetaRIMPPO("MultiInputPolicy", env, policy_kwargs=dict(features_extractor_class=MiniGridFeaturesExtractor))
 """
 
+import importlib
 import re
-from functools import partial
 from typing import Any
 
 import gymnasium as gym
 import minigrid  # noqa: F401  (registers the MiniGrid and BabyAI environments)
 import numpy as np
-import torch as th
 from gymnasium import spaces
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
-from minigrid.minigrid_env import MiniGridEnv
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
-from torch import nn
 
-from sb3_metarim.validation import check_positive_int
-from sb3_metarim.wrappers import PrevActionRewardWrapper, TaskSampler, TrialWrapper
+from sb3_metarim.torch_layers import IMAGE_KEY, MISSION_KEY, PAD_ID, GridEncoder, MiniGridFeaturesExtractor, MissionEncoder
+from sb3_metarim.validation import check_positive_int, require_key
 
-MISSION_KEY = "mission"
-IMAGE_KEY = "image"
+__all__ = [
+    "GRID_ID_HIGH",
+    "IMAGE_KEY",
+    "MAX_MISSION_LENGTH",
+    "MISSION_KEY",
+    "MISSION_WORDS",
+    "PAD_ID",
+    "UNK_ID",
+    "VOCABULARY_SIZE",
+    "WORD_IDS",
+    "GridEncoder",
+    "GridIdsWrapper",
+    "MiniGridFeaturesExtractor",
+    "MissionEncoder",
+    "MissionTokenWrapper",
+    "require_key",
+    "tokenize_mission",
+]
 
-PAD_ID = 0
 UNK_ID = 1
 # Append only: a word's id is an input of every model trained with this vocabulary.
 MISSION_WORDS = (
@@ -134,196 +145,8 @@ class GridIdsWrapper(gym.ObservationWrapper):
         return observation
 
 
-def require_key(observation_space: spaces.Space, key: str, user: str) -> spaces.Space:
-    """:return: ``observation_space[key]``, or raise a ``ValueError`` saying that ``user`` needs it."""
-    if not isinstance(observation_space, spaces.Dict) or key not in observation_space.spaces:
-        raise ValueError(f"observation_space={observation_space}: {user} needs a Dict observation with a {key!r} key")
-    return observation_space[key]
-
-
-class GridEncoder(nn.Module):
-    """
-    Embeds each cell's (object, colour, state) ids, sums the three embeddings, and reads the grid with two 3x3
-    convolutions and a linear layer.
-
-    :param grid_space: The ``"image"`` space of ids (channels last), as :class:`GridIdsWrapper` declares it.
-    :param embedding_dim: Size of each id's embedding.
-    :param features_dim: Size of the output.
-    """
-
-    def __init__(self, grid_space: spaces.Box, embedding_dim: int, features_dim: int) -> None:
-        super().__init__()
-        ids_per_channel = grid_space.high.reshape(-1, grid_space.shape[-1]).max(axis=0).astype(np.int64) + 1
-        # One table for the three channels: shift each channel's ids past the previous channels'.
-        self.register_buffer("channel_offsets", th.as_tensor(np.cumsum(ids_per_channel) - ids_per_channel))
-        self.embedding = nn.Embedding(int(ids_per_channel.sum()), embedding_dim)
-        height, width = grid_space.shape[:2]
-        self.net = nn.Sequential(
-            nn.Conv2d(embedding_dim, 32, kernel_size=3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(32, 32, kernel_size=3, padding=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(32 * height * width, features_dim),
-            nn.ReLU(),
-        )
-
-    def forward(self, grid: th.Tensor) -> th.Tensor:
-        """:param grid: (batch, H, W, 3) ids (any dtype). :return: (batch, features_dim)."""
-        cells = self.embedding(grid.long() + self.channel_offsets).sum(dim=-2)
-        return self.net(cells.permute(0, 3, 1, 2))
-
-
-class MissionEncoder(nn.Module):
-    """
-    Embeds the mission's token ids and reads them with a GRU, up to each mission's last word.
-
-    :param vocabulary_size: Number of token ids (``PAD_ID`` embeds to zeros).
-    :param embedding_dim: Size of each word's embedding.
-    :param features_dim: Hidden size of the GRU, the size of the output.
-    """
-
-    def __init__(self, vocabulary_size: int, embedding_dim: int, features_dim: int) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocabulary_size, embedding_dim, padding_idx=PAD_ID)
-        self.gru = nn.GRU(embedding_dim, features_dim, batch_first=True)
-
-    def forward(self, tokens: th.Tensor) -> th.Tensor:
-        """:param tokens: (batch, length) ids, padded at the end (any dtype). :return: (batch, features_dim)."""
-        tokens = tokens.long()
-        # An empty mission (MiniGrid's Playground) still gets one (padding) step: packing refuses length 0.
-        lengths = (tokens != PAD_ID).sum(dim=1).clamp(min=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(tokens), lengths, batch_first=True, enforce_sorted=False)
-        _, hidden = self.gru(packed)
-        return hidden[-1]
-
-
-class MiniGridFeaturesExtractor(BaseFeaturesExtractor):
-    """
-    Features of a MiniGrid/BabyAI Dict observation as :func:`make_meta_env` builds it: the ``"image"`` grid of ids
-    through a :class:`GridEncoder`, the ``"mission"`` token ids (if present) through a :class:`MissionEncoder`, and
-    every other key (``"direction"``, already one-hot from SB3's preprocessing, ``"prev_action"``,
-    ``"prev_reward"``, ``"first_step"``) flattened and passed through, all concatenated.
-    Use it with ``policy_kwargs=dict(features_extractor_class=MiniGridFeaturesExtractor)``.
-
-    :param observation_space: The Dict observation space.
-    :param grid_embedding_dim: Size of each grid id's embedding.
-    :param image_features_dim: Size of the image's features.
-    :param word_embedding_dim: Size of each word's embedding.
-    :param mission_features_dim: Size of the mission's features (the GRU's hidden size).
-    """
-
-    def __init__(
-        self,
-        observation_space: spaces.Dict,
-        grid_embedding_dim: int = 8,
-        image_features_dim: int = 128,
-        word_embedding_dim: int = 32,
-        mission_features_dim: int = 64,
-    ) -> None:
-        grid_space = require_key(observation_space, IMAGE_KEY, "MiniGridFeaturesExtractor")
-        if not isinstance(grid_space, spaces.Box) or len(grid_space.shape) != 3 or is_image_space(grid_space):
-            raise ValueError(
-                f"observation_space[{IMAGE_KEY!r}]={grid_space}: MiniGridFeaturesExtractor needs the grid of ids as "
-                "GridIdsWrapper declares it; build the env with make_meta_env or wrap it in GridIdsWrapper"
-            )
-        mission_space = observation_space.spaces.get(MISSION_KEY)
-        self.pass_through_keys = sorted(set(observation_space.spaces) - {IMAGE_KEY, MISSION_KEY})
-        pass_through_dim = sum(get_flattened_obs_dim(observation_space[key]) for key in self.pass_through_keys)
-        mission_dim = 0 if mission_space is None else mission_features_dim
-        super().__init__(observation_space, image_features_dim + mission_dim + pass_through_dim)
-        self.grid_encoder = GridEncoder(grid_space, grid_embedding_dim, image_features_dim)
-        self.mission_encoder = None
-        if mission_space is not None:
-            vocabulary_size = int(np.max(mission_space.high)) + 1
-            self.mission_encoder = MissionEncoder(vocabulary_size, word_embedding_dim, mission_features_dim)
-
-    def forward(self, observations: dict[str, th.Tensor]) -> th.Tensor:
-        features = [self.grid_encoder(observations[IMAGE_KEY])]
-        if self.mission_encoder is not None:
-            features.append(self.mission_encoder(observations[MISSION_KEY]))
-        features += [observations[key].flatten(start_dim=1).float() for key in self.pass_through_keys]
-        return th.cat(features, dim=1)
-
-
-def make_meta_env(
-    env_id: str,
-    n_envs: int = 1,
-    episodes_per_trial: int = 1,
-    seed: int | None = None,
-    *,
-    env_kwargs: dict[str, Any] | None = None,
-    task_sampler: TaskSampler | None = None,
-    max_trial_steps: int | None = None,
-    strict_mission: bool = False,
-    monitor_dir: str | None = None,
-    vec_env_cls: type[DummyVecEnv | SubprocVecEnv] | None = None,
-    vec_env_kwargs: dict[str, Any] | None = None,
-) -> VecEnv:
-    """
-    A VecEnv of meta-RL trials ready for ``MetaRIMPPO("MultiInputPolicy", env)``. Each env is, innermost first:
-    ``gym.make(env_id, **env_kwargs)``; for MiniGrid/BabyAI :class:`MissionTokenWrapper` and
-    :class:`GridIdsWrapper`; :class:`~sb3_metarim.wrappers.TrialWrapper`;
-    SB3's ``Monitor``; :class:`~sb3_metarim.wrappers.PrevActionRewardWrapper` with its ``"first_step"`` flag.
-
-    This order matters: ``Monitor`` outside ``TrialWrapper`` reports each trial as one episode (inside, SB3 would
-    log every inner episode), and ``PrevActionRewardWrapper`` outside it carries the previous action and reward
-    across the inner episodes of a trial, marking each inner episode's first step from the
-    ``INNER_EPISODE_START`` flag that ``TrialWrapper`` sets in ``info``.
-
-    SB3's default ``CombinedExtractor`` works on the result (it flattens the grid and the token ids); for
-    MiniGrid/BabyAI pass ``policy_kwargs=dict(features_extractor_class=MiniGridFeaturesExtractor)``, which embeds
-    them. Log the adaptation within trials with :class:`~sb3_metarim.callbacks.TrialLogger`.
-
-    :param env_id: A registered gymnasium id (MiniGrid/BabyAI, ``"sb3_metarim/BernoulliBandit-v0"``, any other).
-    :param n_envs: Number of envs.
-    :param episodes_per_trial: Inner episodes per trial (episodes of one task, e.g. one MiniGrid layout).
-    :param seed: Seed of env ``i`` is ``seed + i`` (it seeds its trial wrapper's task draws); ``None``: random.
-    :param env_kwargs: Keyword arguments of ``gym.make``.
-    :param task_sampler: See :class:`~sb3_metarim.wrappers.TrialWrapper` (``None``: the env's ``sample_task``
-        if it has one, else a reset seed per trial).
-    :param max_trial_steps: Steps after which a trial is truncated, ``None`` for no cap.
-    :param strict_mission: Raise a ``ValueError`` on a mission word outside the vocabulary instead of
-        mapping it to ``UNK_ID``.
-    :param monitor_dir: Folder of the ``Monitor`` files (one line per trial), ``None`` for none.
-    :param vec_env_cls: ``DummyVecEnv`` (default) or ``SubprocVecEnv``.
-    :param vec_env_kwargs: Keyword arguments of ``vec_env_cls``.
-    :return: The VecEnv.
-    """
-    check_positive_int("n_envs", n_envs)
-    check_positive_int("episodes_per_trial", episodes_per_trial)
-    if max_trial_steps is not None:
-        check_positive_int("max_trial_steps", max_trial_steps)
-    make_trial_env = partial(
-        _make_trial_env,
-        env_id,
-        env_kwargs or {},
-        episodes_per_trial=episodes_per_trial,
-        task_sampler=task_sampler,
-        max_trial_steps=max_trial_steps,
-        strict_mission=strict_mission,
-    )
-    return make_vec_env(
-        make_trial_env,
-        n_envs=n_envs,
-        seed=seed,
-        monitor_dir=monitor_dir,
-        wrapper_class=PrevActionRewardWrapper,
-        wrapper_kwargs=dict(first_step=True),
-        vec_env_cls=vec_env_cls,
-        vec_env_kwargs=vec_env_kwargs,
-    )
-
-
-def _make_trial_env(
-    env_id: str,
-    env_kwargs: dict[str, Any],
-    episodes_per_trial: int,
-    task_sampler: TaskSampler | None,
-    max_trial_steps: int | None,
-    strict_mission: bool,
-) -> TrialWrapper:
-    env = gym.make(env_id, **env_kwargs)
-    if isinstance(env.unwrapped, MiniGridEnv):
-        env = GridIdsWrapper(MissionTokenWrapper(env, strict=strict_mission))
-    return TrialWrapper(env, episodes_per_trial, task_sampler=task_sampler, max_trial_steps=max_trial_steps)
+def __getattr__(name: str) -> Any:
+    # make_meta_env moved to sb3_metarim.envs.meta (which imports this module when it wraps a MiniGrid env).
+    if name == "make_meta_env":
+        return importlib.import_module("sb3_metarim.envs.meta").make_meta_env
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,83 @@
+"""
+Recurrent cores by name: what a policy runs where sb3-contrib puts its ``nn.LSTM``, chosen by the policy's
+``recurrent_core`` argument.
+
+A core is an ``nn.Module`` that behaves like ``nn.LSTM`` for sb3-contrib: ``core(input, (h, c))`` on
+``(seq_len, batch, input_size)`` returns the output ``(seq_len, batch, hidden_size)`` and the final ``(h, c)``,
+each ``(num_layers, batch, hidden_size)``, and it has ``input_size``, ``hidden_size`` and ``num_layers``
+attributes (sb3-contrib reshapes the features by ``input_size`` and sizes the stored states from the others).
+A builder makes one: ``builder(input_size, **options)``.
+
+==========  =============================================================================================
+``"lstm"``  ``nn.LSTM(input_size, hidden_size, num_layers, **lstm_kwargs)``, sb3-contrib's own core
+``"rim"``   :class:`~sb3_metarim.rim.RIM`, its options those of :class:`~sb3_metarim.rim.RIMConfig`
+==========  =============================================================================================
+
+.. code-block:: python
+
+    register_core("my_core", lambda input_size, **options: MyCore(input_size, **options))
+    core = make_core("rim", input_size=16, num_units=4, top_k=2)
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from sb3_metarim.rim import RIM, RIMConfig
+
+CoreBuilder = Callable[..., nn.Module]
+
+LSTM_CORE = "lstm"
+RIM_CORE = "rim"
+
+CORES: dict[str, CoreBuilder] = {}
+
+
+def register_core(name: str, builder: CoreBuilder, *, replace: bool = False) -> None:
+    """
+    Make ``name`` a value of the policies' ``recurrent_core``.
+
+    :param name: The core's name.
+    :param builder: ``builder(input_size, **options) -> nn.Module``, the module behaving like ``nn.LSTM``.
+    :param replace: Allow replacing a registered core of that name (otherwise a ``ValueError``).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name={name!r}: must be a non-empty string")
+    if not callable(builder):
+        raise ValueError(f"builder={builder!r}: must be callable as builder(input_size, **options)")
+    if name in CORES and not replace:
+        raise ValueError(f"name={name!r}: a core of that name is registered already; pass replace=True to replace it")
+    CORES[name] = builder
+
+
+def check_core_name(name: str) -> None:
+    """Raise a ``ValueError`` unless ``name`` is a registered core, listing the registered ones."""
+    if name not in CORES:
+        raise ValueError(f"recurrent_core={name!r}: unknown core; registered: {', '.join(map(repr, sorted(CORES)))}")
+
+
+def make_core(name: str, input_size: int, **options: Any) -> nn.Module:
+    """
+    :param name: A registered core (``"lstm"``, ``"rim"``, or one added with :func:`register_core`).
+    :param input_size: Size of the input features.
+    :param options: The core's options (for ``"rim"`` :class:`~sb3_metarim.rim.RIMConfig`'s fields, or ``config``;
+        for ``"lstm"`` ``hidden_size``, ``num_layers`` and ``nn.LSTM``'s other arguments).
+    :return: the core.
+    """
+    check_core_name(name)
+    return CORES[name](input_size, **options)
+
+
+def build_lstm(input_size: int, hidden_size: int, num_layers: int = 1, **lstm_kwargs: Any) -> nn.LSTM:
+    """:return: ``nn.LSTM(input_size, hidden_size, num_layers=num_layers, **lstm_kwargs)``, as sb3-contrib builds it."""
+    return nn.LSTM(input_size, hidden_size, num_layers=num_layers, **lstm_kwargs)
+
+
+def build_rim(input_size: int, config: RIMConfig | None = None, **options: Any) -> RIM:
+    """:return: ``RIM(input_size, config)``, or with ``RIMConfig(**options)``."""
+    return RIM(input_size, config, **options)
+
+
+register_core(LSTM_CORE, build_lstm)
+register_core(RIM_CORE, build_rim)

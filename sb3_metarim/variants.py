@@ -1,0 +1,63 @@
+"""
+MetaRIMPPO's variants for comparisons: :class:`RIMPPO`, the RIM trained on one timescale (the "modular"
+baseline, rl-zoo3 name ``rim_ppo``), and :class:`MetaLSTMPPO`, an LSTM core trained fast and slow (the meta-LSTM
+ablation, ``metalstm_ppo``). Plain SB3 algorithms: loading one needs neither rl-zoo3 nor Optuna.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from sb3_metarim.meta_rim_ppo import MetaRIMPPO
+
+META_LSTM_SLOW_PARAMETERS = ("value_net", "lstm_critic")
+
+
+class RIMPPO(MetaRIMPPO):
+    """
+    :class:`~sb3_metarim.MetaRIMPPO` with ``meta=False``: the RIM trained on one timescale, all parameters
+    together as ``RecurrentPPO`` trains them (the "modular" baseline, rl-zoo3 name ``rim_ppo``).
+
+    :param policy: As for ``MetaRIMPPO``.
+    :param env: As for ``MetaRIMPPO``.
+    :param meta: Must stay ``False``.
+    :param kwargs: Every other ``MetaRIMPPO`` argument.
+    """
+
+    def __init__(self, policy: Any, env: Any, meta: bool = False, **kwargs: Any) -> None:
+        if meta is not False:
+            raise ValueError(f"meta={meta!r}: rim_ppo trains on one timescale (meta=False); use metarim_ppo for fast/slow")
+        super().__init__(policy, env, meta=False, **kwargs)
+
+
+class MetaLSTMPPO(MetaRIMPPO):
+    """
+    The meta-LSTM ablation (rl-zoo3 name ``metalstm_ppo``): :class:`~sb3_metarim.MetaRIMPPO` with an
+    ``nn.LSTM`` core (``policy_kwargs["recurrent_core"] = "lstm"``, ``num_units * unit_size`` wide) trained fast
+    and slow, the value function (``value_net`` and the critic's core) being the slow set.
+
+    :param policy: As for ``MetaRIMPPO``.
+    :param env: As for ``MetaRIMPPO``.
+    :param slow_parameters: Patterns selecting the slow set; default the value function.
+    :param policy_kwargs: As for ``MetaRIMPPO``; ``recurrent_core`` must be ``"lstm"`` (the default here).
+    :param meta: Must stay ``True``.
+    :param kwargs: Every other ``MetaRIMPPO`` argument.
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        env: Any,
+        slow_parameters: Sequence[str] = META_LSTM_SLOW_PARAMETERS,
+        policy_kwargs: dict[str, Any] | None = None,
+        meta: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if meta is not True:
+            raise ValueError(f"meta={meta!r}: metalstm_ppo trains fast and slow (meta=True); use ppo_lstm for one timescale")
+        policy_kwargs = {"recurrent_core": "lstm", **(policy_kwargs or {})}
+        if policy_kwargs["recurrent_core"] != "lstm":
+            raise ValueError(
+                f"policy_kwargs['recurrent_core']={policy_kwargs['recurrent_core']!r}: metalstm_ppo has an LSTM core; "
+                "use metarim_ppo for a RIM"
+            )
+        super().__init__(policy, env, slow_parameters=slow_parameters, policy_kwargs=policy_kwargs, meta=True, **kwargs)
