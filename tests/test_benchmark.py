@@ -233,3 +233,41 @@ def test_iqm_interval_of_constant_values_is_exact():
 )
 def test_collapse_is_a_drop_held_for_two_evaluations(scores, expected):
     assert aggregate.collapsed(np.array(scores)) is expected
+
+
+def _summary_row(env_id, variant, final, final_ci, frames, frames_ci, reached):
+    return {
+        "env_id": env_id,
+        "variant": variant,
+        "final_return": final,
+        "final_return_low": final_ci[0],
+        "final_return_high": final_ci[1],
+        "frames_to_threshold": frames,
+        "frames_to_threshold_low": frames_ci[0],
+        "frames_to_threshold_high": frames_ci[1],
+        "reached": reached,
+    }
+
+
+def test_verdicts_qualify_by_the_cis_and_do_not_count_a_tie_at_the_budget():
+    summary = pd.DataFrame(
+        [
+            # a: better on both, CIs separate on the return, overlapping on the frames.
+            _summary_row("a", "new", 1.0, (0.9, 1.0), 20, (10, 40), 3),
+            _summary_row("a", "old", 0.5, (0.4, 0.6), 30, (20, 50), 3),
+            # b: worse return (CIs overlap); nobody reached the threshold: a tie at the budget.
+            _summary_row("b", "new", 0.2, (0.1, 0.5), 100, (100, 100), 0),
+            _summary_row("b", "old", 0.3, (0.2, 0.4), 100, (100, 100), 0),
+            # c: only the candidate ran: no verdict.
+            _summary_row("c", "new", 1.0, (1.0, 1.0), 10, (10, 10), 1),
+        ]
+    )
+    verdict = aggregate.verdicts(summary, candidate="new", baseline="old").set_index("env_id")
+    assert list(verdict.index) == ["a", "b"]
+    assert verdict.loc["a"].to_dict() == {"final": "yes", "final_ci": "separate", "frames": "yes", "frames_ci": "overlap"}
+    assert verdict.loc["b"].to_dict() == {
+        "final": "no",
+        "final_ci": "overlap",
+        "frames": "neither reached",
+        "frames_ci": "overlap",
+    }

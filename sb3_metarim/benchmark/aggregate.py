@@ -146,8 +146,13 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def verdicts(summary: pd.DataFrame, candidate: str, baseline: str) -> pd.DataFrame:
     """
-    :return: per env where both ran: whether ``candidate``'s IQM final return is at least ``baseline``'s, and
-        whether its mean frames to threshold are at most ``baseline``'s (point estimates; the CIs are beside them).
+    Per env where both ran, ``candidate`` against ``baseline`` on the two claims of issue 8, on point estimates,
+    each qualified by the 95% CIs: ``final`` is ``"yes"`` (IQM final return at least the baseline's) or ``"no"``;
+    ``frames`` is ``"yes"`` (mean frames to threshold at most the baseline's), ``"no"``, or ``"neither reached"``
+    when no run of either got to the threshold: a tie at the budget says nothing, so it is not counted as a yes.
+    ``final_ci`` and ``frames_ci`` say whether the intervals are ``"separate"`` or ``"overlap"``.
+
+    :return: one row per env with ``env_id``, ``final``, ``final_ci``, ``frames``, ``frames_ci``.
     """
     rows = []
     for env_id, group in summary.groupby("env_id", sort=False):
@@ -155,14 +160,24 @@ def verdicts(summary: pd.DataFrame, candidate: str, baseline: str) -> pd.DataFra
         if candidate not in by_variant.index or baseline not in by_variant.index:
             continue
         mine, theirs = by_variant.loc[candidate], by_variant.loc[baseline]
+        frames = "yes" if mine["frames_to_threshold"] <= theirs["frames_to_threshold"] else "no"
+        if mine["reached"] == 0 and theirs["reached"] == 0:
+            frames = "neither reached"
         rows.append(
             {
                 "env_id": env_id,
-                "final_return_at_least": bool(mine["final_return"] >= theirs["final_return"]),
-                "frames_at_most": bool(mine["frames_to_threshold"] <= theirs["frames_to_threshold"]),
+                "final": "yes" if mine["final_return"] >= theirs["final_return"] else "no",
+                "final_ci": _overlap(mine, theirs, "final_return"),
+                "frames": frames,
+                "frames_ci": _overlap(mine, theirs, "frames_to_threshold"),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["env_id", "final", "final_ci", "frames", "frames_ci"])
+
+
+def _overlap(mine: pd.Series, theirs: pd.Series, metric: str) -> str:
+    separate = mine[f"{metric}_low"] > theirs[f"{metric}_high"] or mine[f"{metric}_high"] < theirs[f"{metric}_low"]
+    return "separate" if separate else "overlap"
 
 
 def suite_aggregates(suite: SuiteSpec, runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -285,15 +300,18 @@ def _markdown(
         cells = [row["env_id"], row["variant"], row["runs"], final, auc, frames, reached, row["collapses"]]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     if not verdict.empty:
-        final_wins, frame_wins = int(verdict["final_return_at_least"].sum()), int(verdict["frames_at_most"].sum())
+        final_wins, frame_wins = int((verdict["final"] == "yes").sum()), int((verdict["frames"] == "yes").sum())
         lines += [
             "",
-            f"## `{candidate}` against `{baseline}` (point estimates)",
+            f"## `{candidate}` against `{baseline}`",
+            "",
+            "Point estimates, with whether the 95% CIs are separate or overlap (overlapping: the seeds do not settle it). "
+            "Where no run of either reached the threshold, the frames are a tie at the budget and do not count as a yes.",
             "",
             f"| env | IQM final return >= {baseline} | frames to threshold <= {baseline} |",
             "|---|---|---|",
             *(
-                f"| {row.env_id} | {_yes(row.final_return_at_least)} | {_yes(row.frames_at_most)} |"
+                f"| {row.env_id} | {_yes(row.final)} (CIs {row.final_ci}) | {_yes(row.frames)} (CIs {row.frames_ci}) |"
                 for row in verdict.itertuples()
             ),
             f"| **total** | **{final_wins} of {len(verdict)}** | **{frame_wins} of {len(verdict)}** |",
@@ -330,5 +348,5 @@ def _ci(point: float, low: float, high: float, fmt: str = ".3f") -> str:
     return f"{point:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
 
 
-def _yes(value: bool) -> str:
-    return "yes" if value else "**no**"
+def _yes(value: str) -> str:
+    return value if value == "yes" else f"**{value}**"
