@@ -6,16 +6,25 @@ A core is an ``nn.Module`` that behaves like ``nn.LSTM`` for sb3-contrib: ``core
 ``(seq_len, batch, input_size)`` returns the output ``(seq_len, batch, hidden_size)`` and the final ``(h, c)``,
 each ``(num_layers, batch, hidden_size)``, and it has ``input_size``, ``hidden_size`` and ``num_layers``
 attributes (sb3-contrib reshapes the features by ``input_size`` and sizes the stored states from the others).
+A core whose output is narrower than its stored state (MetODS: N wide, its state N^2) also has ``output_size``;
+a core with ``handles_episode_starts = True`` takes ``core(input, (h, c), episode_starts)`` and resets itself.
 A builder makes one: ``builder(input_size, **options)``.
 
-==========  =============================================================================================
-``"lstm"``  ``nn.LSTM(input_size, hidden_size, num_layers, **lstm_kwargs)``, sb3-contrib's own core
-``"rim"``   :class:`~sb3_metarim.rim.RIM`, its options those of :class:`~sb3_metarim.rim.RIMConfig`
-==========  =============================================================================================
+Each core has a config class, the one home of its options (defaults, docs, ``validate()``): a frozen dataclass
+with ``option_names()``, ``as_dict()``, ``validate()``, ``hidden_size`` (the stored state's width) and
+``output_size`` (the output's width). The policies take the fields of every registered config as keyword
+arguments and build the chosen core's config from them (:func:`core_config_class`).
+
+============  =========================================================================================
+``"lstm"``    ``nn.LSTM(input_size, hidden_size, num_layers, **lstm_kwargs)``, sb3-contrib's own core; its
+              width from :class:`~sb3_metarim.rim.RIMConfig`'s ``num_units * unit_size``
+``"rim"``     :class:`~sb3_metarim.rim.RIM`, its options those of :class:`~sb3_metarim.rim.RIMConfig`
+``"metods"``  :class:`~sb3_metarim.metods.MetODS`, its options those of :class:`~sb3_metarim.metods.MetODSConfig`
+============  =========================================================================================
 
 .. code-block:: python
 
-    register_core("my_core", lambda input_size, **options: MyCore(input_size, **options))
+    register_core("my_core", lambda input_size, **options: MyCore(input_size, **options), config=MyConfig)
     core = make_core("rim", input_size=16, num_units=4, top_k=2)
 """
 
@@ -24,22 +33,29 @@ from typing import Any
 
 from torch import nn
 
+from sb3_metarim.metods import MetODS, MetODSConfig
 from sb3_metarim.rim import RIM, RIMConfig
 
 CoreBuilder = Callable[..., nn.Module]
 
 LSTM_CORE = "lstm"
 RIM_CORE = "rim"
+METODS_CORE = "metods"
 
 CORES: dict[str, CoreBuilder] = {}
+# The config class of each core (the one home of its options); None: a core registered without one, which takes
+# RIMConfig's fields unchecked (as the "lstm" core, which uses only num_units and unit_size).
+CORE_CONFIGS: dict[str, type | None] = {}
 
 
-def register_core(name: str, builder: CoreBuilder, *, replace: bool = False) -> None:
+def register_core(name: str, builder: CoreBuilder, *, config: type | None = None, replace: bool = False) -> None:
     """
     Make ``name`` a value of the policies' ``recurrent_core``.
 
     :param name: The core's name.
     :param builder: ``builder(input_size, **options) -> nn.Module``, the module behaving like ``nn.LSTM``.
+    :param config: The class of its options (see the module's docstring); the policies pass ``builder`` its fields,
+        validated. ``None``: :class:`~sb3_metarim.rim.RIMConfig`'s fields, not validated.
     :param replace: Allow replacing a registered core of that name (otherwise a ``ValueError``).
     """
     if not isinstance(name, str) or not name:
@@ -49,6 +65,22 @@ def register_core(name: str, builder: CoreBuilder, *, replace: bool = False) -> 
     if name in CORES and not replace:
         raise ValueError(f"name={name!r}: a core of that name is registered already; pass replace=True to replace it")
     CORES[name] = builder
+    CORE_CONFIGS[name] = config
+
+
+def core_config_class(name: str) -> type:
+    """:return: the config class of the registered core ``name`` (a ``ValueError`` if it is not registered)."""
+    check_core_name(name)
+    return CORE_CONFIGS[name] or RIMConfig
+
+
+def core_option_owners() -> dict[str, list[str]]:
+    """:return: each option name of a registered core's config, with the cores that take it."""
+    owners: dict[str, list[str]] = {}
+    for name in CORE_CONFIGS:
+        for option in core_config_class(name).option_names():
+            owners.setdefault(option, []).append(name)
+    return owners
 
 
 def check_core_name(name: str) -> None:
@@ -62,6 +94,7 @@ def make_core(name: str, input_size: int, **options: Any) -> nn.Module:
     :param name: A registered core (``"lstm"``, ``"rim"``, or one added with :func:`register_core`).
     :param input_size: Size of the input features.
     :param options: The core's options (for ``"rim"`` :class:`~sb3_metarim.rim.RIMConfig`'s fields, or ``config``;
+        for ``"metods"`` :class:`~sb3_metarim.metods.MetODSConfig`'s;
         for ``"lstm"`` ``hidden_size``, ``num_layers`` and ``nn.LSTM``'s other arguments).
     :return: the core.
     """
@@ -79,5 +112,11 @@ def build_rim(input_size: int, config: RIMConfig | None = None, **options: Any) 
     return RIM(input_size, config, **options)
 
 
+def build_metods(input_size: int, config: MetODSConfig | None = None, **options: Any) -> MetODS:
+    """:return: ``MetODS(input_size, config)``, or with ``MetODSConfig(**options)``."""
+    return MetODS(input_size, config, **options)
+
+
 register_core(LSTM_CORE, build_lstm)
-register_core(RIM_CORE, build_rim)
+register_core(RIM_CORE, build_rim, config=RIMConfig)
+register_core(METODS_CORE, build_metods, config=MetODSConfig)

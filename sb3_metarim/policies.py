@@ -1,8 +1,11 @@
-"""Recurrent actor-critic policies whose recurrent core is a RIM (or, for ablations, an LSTM; see :mod:`sb3_metarim.cores`)."""
+"""
+Recurrent actor-critic policies whose recurrent core is a RIM, a MetODS layer (or, for ablations, an LSTM; see
+:mod:`sb3_metarim.cores`).
+"""
 
 import inspect
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any
 
 import torch as th
@@ -12,8 +15,7 @@ from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from sb3_metarim.cores import CORES, LSTM_CORE, RIM_CORE, check_core_name, make_core
-from sb3_metarim.rim import RIM, RIMConfig
+from sb3_metarim.cores import CORE_CONFIGS, CORES, LSTM_CORE, RIM_CORE, core_config_class, core_option_owners, make_core
 from sb3_metarim.validation import check_positive_int
 
 # The cores registered when this module is imported (the registry, sb3_metarim.cores.CORES, is the reference).
@@ -22,33 +24,64 @@ RECURRENT_CORES = tuple(CORES)
 
 def _signature_with_core_options(init: Callable[..., None]) -> Callable[..., None]:
     """
-    Give ``init`` (``..., **kwargs``) a signature listing :class:`~sb3_metarim.rim.RIMConfig`'s fields as keyword
-    arguments before ``**kwargs``, so that ``inspect.signature``, ``help()`` and the rl-zoo3 config checks see
-    the core's options (defined once, in ``RIMConfig``).
+    Give ``init`` (``..., **kwargs``) a signature listing the fields of every registered core's config
+    (:data:`sb3_metarim.cores.CORE_CONFIGS`: :class:`~sb3_metarim.rim.RIMConfig`'s, then
+    :class:`~sb3_metarim.metods.MetODSConfig`'s, ...) as keyword arguments before ``**kwargs``, so that
+    ``inspect.signature``, ``help()`` and the rl-zoo3 config checks see the cores' options (each defined once, in
+    its config). A name two configs share is listed once, with the first config's default.
     """
     signature = inspect.signature(init)
     *parameters, var_keyword = signature.parameters.values()
-    options = [
-        inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=option.type)
-        for option in fields(RIMConfig)
-    ]
-    init.__signature__ = signature.replace(parameters=[*parameters, *options, var_keyword])
+    options: dict[str, inspect.Parameter] = {}
+    for config in dict.fromkeys(map(core_config_class, CORE_CONFIGS)):
+        for option in fields(config):
+            default = option.default if option.default is not MISSING else inspect.Parameter.empty
+            parameter = inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=option.type)
+            options.setdefault(option.name, parameter)
+    init.__signature__ = signature.replace(parameters=[*parameters, *options.values(), var_keyword])
     return init
+
+
+def core_config_from_kwargs(recurrent_core: str, kwargs: dict[str, Any]) -> Any:
+    """
+    Pop the core options out of ``kwargs`` and build the config of ``recurrent_core`` from them.
+
+    :param recurrent_core: A registered core.
+    :param kwargs: Policy keyword arguments; the options of any registered core are removed from it.
+    :return: ``core_config_class(recurrent_core)(**its options)``; an option that only other cores take is a
+        ``ValueError`` naming it, its value and the options this core takes.
+    """
+    config_class = core_config_class(recurrent_core)
+    own = config_class.option_names()
+    options = {name: kwargs.pop(name) for name in core_option_owners() if name in kwargs}
+    for name, value in options.items():
+        if name not in own:
+            owners = core_option_owners()[name]
+            raise ValueError(
+                f"{name}={value!r}: an option of recurrent_core {' or '.join(map(repr, owners))}, not of "
+                f"recurrent_core={recurrent_core!r}; its options: {', '.join(own)}"
+            )
+    return config_class(**options)
 
 
 class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
     """
     ``RecurrentActorCriticPolicy`` with a RIM (or another registered core) where sb3-contrib puts its ``nn.LSTM``.
 
-    The core's state keeps the LSTM layout ``(1, batch, num_units * unit_size)``, so
-    ``RecurrentPPO``'s rollout buffer and hidden-state handling work unchanged. The critic has its
+    The core's state keeps the LSTM layout ``(1, batch, hidden_size)`` (``num_units * unit_size`` for a RIM,
+    ``ceil(N^2 / 2)`` for MetODS), so ``RecurrentPPO``'s rollout buffer and hidden-state handling work unchanged;
+    the ``mlp_extractor`` (and the critic's linear layer without a critic core) reads the core's output width,
+    its config's ``output_size`` (the state width for a RIM, N for MetODS). The critic has its
     own core, as in ``RecurrentPPO`` (``enable_critic_lstm=True``); ``shared_lstm=True`` shares the
     actor's core (the critic then does not train it) and ``enable_critic_lstm=False`` gives the
     critic no memory. Every ``RecurrentActorCriticPolicy`` argument is accepted except
-    ``lstm_hidden_size``: the width is ``num_units * unit_size`` for every core.
+    ``lstm_hidden_size``: the width comes from the core's options.
 
-    The core's options are the fields of :class:`~sb3_metarim.rim.RIMConfig` (``num_units``, ``top_k``,
-    ``unit_size``, ``cell``, ...), given as keyword arguments (``policy_kwargs``): the signature lists them.
+    The core's options are the fields of its config class (:func:`~sb3_metarim.cores.core_config_class`):
+    :class:`~sb3_metarim.rim.RIMConfig`'s (``num_units``, ``top_k``, ``unit_size``, ``cell``, ...) for ``"rim"``
+    and ``"lstm"``, :class:`~sb3_metarim.metods.MetODSConfig`'s (``num_neurons``, ``recursions``, ``w0``, ...) for
+    ``"metods"``, given as keyword arguments (``policy_kwargs``): the signature lists every core's, and an option
+    of another core than the chosen one is an error.
     ``recurrent_core="lstm"`` keeps sb3-contrib's own ``nn.LSTM`` (exactly ``RecurrentPPO``'s, ``num_units *
     unit_size`` wide, configured by ``n_lstm_layers`` and ``lstm_kwargs``) and uses only ``num_units`` and
     ``unit_size``; any other core is built by :func:`~sb3_metarim.cores.make_core`, and LSTM-only arguments
@@ -57,9 +90,9 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
     :param observation_space: Observation space.
     :param action_space: Action space.
     :param lr_schedule: Learning rate schedule.
-    :param recurrent_core: A core registered in :data:`sb3_metarim.cores.CORES`: ``"rim"`` or ``"lstm"`` (an
-        ``nn.LSTM`` of the same width, for ablations).
-    :param kwargs: The core's options (:class:`~sb3_metarim.rim.RIMConfig`'s fields) and the arguments of
+    :param recurrent_core: A core registered in :data:`sb3_metarim.cores.CORES`: ``"rim"``, ``"metods"`` or
+        ``"lstm"`` (an ``nn.LSTM`` of the RIM's width, for ablations).
+    :param kwargs: The core's options (its config's fields) and the arguments of
         ``RecurrentActorCriticPolicy`` (``net_arch``, ``n_lstm_layers``, ``shared_lstm``,
         ``enable_critic_lstm``, ``lstm_kwargs``, ...).
     """
@@ -73,15 +106,19 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
         recurrent_core: str = RIM_CORE,
         **kwargs: Any,
     ) -> None:
-        self.core_config = RIMConfig(**{name: kwargs.pop(name) for name in RIMConfig.option_names() if name in kwargs})
+        self.core_config = core_config_from_kwargs(recurrent_core, kwargs)
         check_core_arguments(recurrent_core, kwargs, self.core_config)
         self.recurrent_core = recurrent_core
-        super().__init__(observation_space, action_space, lr_schedule, lstm_hidden_size=self.core_config.hidden_size, **kwargs)
+        # The parent sizes the mlp_extractor (and the critic's linear layer) by lstm_hidden_size: the output width.
+        output_size = getattr(self.core_config, "output_size", self.core_config.hidden_size)
+        super().__init__(observation_space, action_space, lr_schedule, lstm_hidden_size=output_size, **kwargs)
         if recurrent_core != LSTM_CORE:
             # The parent built nn.LSTMs (kept for "lstm": RecurrentPPO's core, same initialisation): replace them.
             self.lstm_actor = make_core(recurrent_core, self.features_dim, **self.core_kwargs)
             if self.lstm_critic is not None:
                 self.lstm_critic = make_core(recurrent_core, self.features_dim, **self.core_kwargs)
+            # predict() starts from zeros of this shape: the stored state's width, the core's hidden_size.
+            self.lstm_hidden_state_shape = (self.lstm_actor.num_layers, 1, self.lstm_actor.hidden_size)
             # The parent built its optimizer over the LSTM it made: rebuild it over the new core.
             self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
@@ -100,10 +137,11 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
         """
         Run the core on padded sequences, resetting the state at episode starts.
 
-        A RIM steps through the sequence in Python anyway, so it resets inside its own loop instead
-        of sb3-contrib's second per-step loop; an ``nn.LSTM`` takes the parent's path.
+        A core with ``handles_episode_starts`` (RIM, MetODS) steps through the sequence in Python anyway, so it
+        resets inside its own loop instead of sb3-contrib's second per-step loop; an ``nn.LSTM`` takes the
+        parent's path.
         """
-        if not isinstance(lstm, RIM):
+        if not getattr(lstm, "handles_episode_starts", False):
             return RecurrentActorCriticPolicy._process_sequence(features, lstm_states, episode_starts, lstm)
         n_seq = lstm_states[0].shape[1]
         features_sequence = features.reshape((n_seq, -1, lstm.input_size)).swapaxes(0, 1)
@@ -139,13 +177,14 @@ class RIMMultiInputActorCriticPolicy(RIMActorCriticPolicy):
         super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
 
 
-def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], core_config: RIMConfig) -> None:
+def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], core_config: Any) -> None:
     """Raise a ``ValueError`` naming the first core argument that is not allowed, its value and what is allowed."""
-    check_core_name(recurrent_core)
+    core_config_class(recurrent_core)
     if "lstm_hidden_size" in policy_kwargs:
         raise ValueError(
             f"lstm_hidden_size={policy_kwargs['lstm_hidden_size']!r}: not an argument of MetaRIMPPO policies; "
-            "the core's width is num_units * unit_size (for an LSTM core too)"
+            "the core's width comes from its options (num_units * unit_size for a RIM or an LSTM core, num_neurons "
+            "for MetODS)"
         )
     if recurrent_core == LSTM_CORE:
         for name in ("num_units", "unit_size"):
@@ -157,9 +196,9 @@ def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], cor
     if policy_kwargs.get("lstm_kwargs"):
         raise ValueError(
             f"lstm_kwargs={policy_kwargs['lstm_kwargs']!r}: nn.LSTM's arguments, unused by recurrent_core={recurrent_core!r}; "
-            f"set the core's options instead ({', '.join(RIMConfig.option_names())}) or use recurrent_core='lstm'"
+            f"set the core's options instead ({', '.join(core_config.option_names())}) or use recurrent_core='lstm'"
         )
-    if recurrent_core == RIM_CORE:
+    if CORE_CONFIGS[recurrent_core] is not None:  # a core registered with its own config class
         core_config.validate()
 
 

@@ -79,6 +79,11 @@ class RIMConfig:
         """The core's width, ``num_units * unit_size``."""
         return self.num_units * self.unit_size
 
+    @property
+    def output_size(self) -> int:
+        """The core's output width: its state's, ``num_units * unit_size``."""
+        return self.hidden_size
+
     def as_dict(self) -> dict[str, Any]:
         """:return: the options as keyword arguments (``RIMConfig(**config.as_dict()) == config``)."""
         return asdict(self)
@@ -131,6 +136,7 @@ class RIM(nn.Module):
     """
 
     num_layers = 1
+    handles_episode_starts = True  # resets inside its loop (sb3_metarim.policies passes it episode_starts)
 
     def __init__(self, input_size: int, config: RIMConfig | None = None, **options: Any) -> None:
         super().__init__()

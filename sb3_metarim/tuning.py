@@ -58,7 +58,7 @@ PPO_PARAMS = (
     "net_arch",
     "activation_fn",
 )
-CORE_PARAMS = ("num_units", "unit_size")
+CORE_PARAMS = ("num_units", "unit_size", "num_neurons", "recursions", "plasticity", "write_projection", "w0")
 META_PARAMS = ("slow_learning_rate", "fast_span", "slow_interval", "slow_n_epochs")
 
 
@@ -111,6 +111,24 @@ def suggest_rim(trial: optuna.Trial) -> dict[str, Any]:
     return {**suggest_core_width(trial), "inactive_units": trial.suggest_int("inactive_units", 1, 3)}
 
 
+def suggest_metods(trial: optuna.Trial) -> dict[str, Any]:
+    """
+    A MetODS core's size, depth and plasticity options (:class:`~sb3_metarim.metods.MetODSConfig`): N from 16 to
+    64 (the paper: 20 for Harlow; the buffer holds about 8 N^2 bytes per step per env), S from 1 to 4, the shape
+    of the plasticity ``alpha`` (the paper's ablation), the projection of the write, and ``W0``.
+
+    :param trial: The Optuna trial.
+    :return: raw parameters.
+    """
+    return {
+        "num_neurons": trial.suggest_categorical("num_neurons", [16, 20, 32, 48, 64]),
+        "recursions": trial.suggest_int("recursions", 1, 4),
+        "plasticity": trial.suggest_categorical("plasticity", ["synapse", "neuron", "scalar"]),
+        "write_projection": trial.suggest_categorical("write_projection", [False, True]),
+        "w0": trial.suggest_categorical("w0", ["zero", "learned"]),
+    }
+
+
 def suggest_meta(trial: optuna.Trial) -> dict[str, Any]:
     """
     The fast/slow knobs of ``MetaRIMPPO``; the fast learning rate is PPO's ``learning_rate``.
@@ -130,6 +148,7 @@ SEARCH_SPACES: dict[str, tuple[Callable[[optuna.Trial], dict[str, Any]], ...]] =
     "metarim_ppo": (suggest_ppo, suggest_rim, suggest_meta),
     "rim_ppo": (suggest_ppo, suggest_rim),
     "metalstm_ppo": (suggest_ppo, suggest_core_width, suggest_meta),
+    "metods_ppo": (suggest_ppo, suggest_metods),
 }
 
 
@@ -158,8 +177,9 @@ def sample_metarim_params(
     Sample the arguments of one of our algorithms for ``trial``.
 
     :param trial: The Optuna trial.
-    :param algo: ``"metarim_ppo"`` (PPO, RIM and fast/slow knobs), ``"rim_ppo"`` (PPO and RIM) or
-        ``"metalstm_ppo"`` (PPO, core width and fast/slow knobs).
+    :param algo: ``"metarim_ppo"`` (PPO, RIM and fast/slow knobs), ``"rim_ppo"`` (PPO and RIM),
+        ``"metalstm_ppo"`` (PPO, core width and fast/slow knobs) or ``"metods_ppo"`` (PPO and MetODS's N, S and
+        plasticity options).
     :param policy_kwargs: Your fixed ``policy_kwargs`` (features extractor, ...); the sampled keys are merged
         into a copy of them, sampled values winning.
     :return: keyword arguments of the algorithm (``learning_rate``, ``n_steps``, ``policy_kwargs``, ...).

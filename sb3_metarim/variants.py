@@ -1,13 +1,16 @@
 """
 MetaRIMPPO's variants for comparisons: :class:`RIMPPO`, the RIM trained on one timescale (the "modular"
-baseline, rl-zoo3 name ``rim_ppo``), and :class:`MetaLSTMPPO`, an LSTM core trained fast and slow (the meta-LSTM
-ablation, ``metalstm_ppo``). Plain SB3 algorithms: loading one needs neither rl-zoo3 nor Optuna.
+baseline, rl-zoo3 name ``rim_ppo``), :class:`MetaLSTMPPO`, an LSTM core trained fast and slow (the meta-LSTM
+ablation, ``metalstm_ppo``), and :class:`MetODSPPO`, a MetODS core (self-modifying synapses, Chalvidal et al.
+2022) trained on one timescale as in its paper (``metods_ppo``). Plain SB3 algorithms: loading one needs neither
+rl-zoo3 nor Optuna.
 """
 
 from collections.abc import Sequence
 from typing import Any
 
 from sb3_metarim.meta_rim_ppo import MetaRIMPPO
+from sb3_metarim.metods import METODS_SLOW_PARAMETERS
 
 META_LSTM_SLOW_PARAMETERS = ("value_net", "lstm_critic")
 
@@ -61,3 +64,38 @@ class MetaLSTMPPO(MetaRIMPPO):
                 "use metarim_ppo for a RIM"
             )
         super().__init__(policy, env, slow_parameters=slow_parameters, policy_kwargs=policy_kwargs, meta=True, **kwargs)
+
+
+class MetODSPPO(MetaRIMPPO):
+    """
+    MetODS (rl-zoo3 name ``metods_ppo``): :class:`~sb3_metarim.MetaRIMPPO` with a
+    :class:`~sb3_metarim.metods.MetODS` core (``policy_kwargs["recurrent_core"] = "metods"``, the default here;
+    its options, :class:`~sb3_metarim.metods.MetODSConfig`'s fields, in ``policy_kwargs``), trained on one
+    timescale as in the paper (``meta=False``). With ``meta=True`` the slow set defaults to the plasticity
+    parameters (``alpha``, ``kappa``, ``beta`` of both cores).
+
+    :param policy: As for ``MetaRIMPPO``; use ``"MultiInputPolicy"`` with
+        :class:`~sb3_metarim.wrappers.PrevActionRewardWrapper`'s Dict observations.
+    :param env: As for ``MetaRIMPPO``.
+    :param policy_kwargs: As for ``MetaRIMPPO``; ``recurrent_core`` must be ``"metods"``.
+    :param meta: ``False`` (default): one timescale; ``True``: fast and slow.
+    :param slow_parameters: Patterns selecting the slow set (used with ``meta=True``).
+    :param kwargs: Every other ``MetaRIMPPO`` argument.
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        env: Any,
+        policy_kwargs: dict[str, Any] | None = None,
+        meta: bool = False,
+        slow_parameters: Sequence[str] = METODS_SLOW_PARAMETERS,
+        **kwargs: Any,
+    ) -> None:
+        policy_kwargs = {"recurrent_core": "metods", **(policy_kwargs or {})}
+        if policy_kwargs["recurrent_core"] != "metods":
+            raise ValueError(
+                f"policy_kwargs['recurrent_core']={policy_kwargs['recurrent_core']!r}: metods_ppo has a MetODS core; "
+                "use rim_ppo or metarim_ppo for a RIM"
+            )
+        super().__init__(policy, env, policy_kwargs=policy_kwargs, meta=meta, slow_parameters=slow_parameters, **kwargs)

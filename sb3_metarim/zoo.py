@@ -9,6 +9,7 @@ rl-zoo3 has no plugin mechanism: its CLI reads ``rl_zoo3.ALGOS`` and the sampler
 ``metarim_ppo``    :class:`~sb3_metarim.MetaRIMPPO`: a RIM trained fast and slow
 ``rim_ppo``        :class:`RIMPPO`: the RIM trained on one timescale (the "modular" baseline)
 ``metalstm_ppo``   :class:`MetaLSTMPPO`: an LSTM core trained fast and slow, the value function slow (ablation)
+``metods_ppo``     :class:`MetODSPPO`: a MetODS core (self-modifying synapses) trained on one timescale
 ``ppo_lstm``       rl-zoo3's own ``RecurrentPPO`` (the LSTM baseline)
 =================  ==========================================================================================
 """
@@ -43,7 +44,12 @@ from sb3_metarim.tuning import (
     write_study_report,
     zoo_sampler,
 )
-from sb3_metarim.variants import META_LSTM_SLOW_PARAMETERS, RIMPPO, MetaLSTMPPO  # noqa: F401  (importable from here too)
+from sb3_metarim.variants import (  # noqa: F401  (importable from here too)
+    META_LSTM_SLOW_PARAMETERS,
+    RIMPPO,
+    MetaLSTMPPO,
+    MetODSPPO,
+)
 
 ZOO_CONFIGS = Path(__file__).resolve().parent / "zoo_configs"  # shipped in the package (package data)
 # Set by rl-zoo3's CLI flags, so a config must not set them.
@@ -60,13 +66,18 @@ REQUIRED_KEYS = ("n_timesteps", "policy")
 POLICY_ARGUMENTS = frozenset(("observation_space", "action_space", "lr_schedule"))
 
 
-ZOO_ALGOS: dict[str, type[BaseAlgorithm]] = {"metarim_ppo": MetaRIMPPO, "rim_ppo": RIMPPO, "metalstm_ppo": MetaLSTMPPO}
+ZOO_ALGOS: dict[str, type[BaseAlgorithm]] = {
+    "metarim_ppo": MetaRIMPPO,
+    "rim_ppo": RIMPPO,
+    "metalstm_ppo": MetaLSTMPPO,
+    "metods_ppo": MetODSPPO,
+}
 BASELINE = "ppo_lstm"
 
 
 def register() -> None:
     """
-    Add ``metarim_ppo``, ``rim_ppo`` and ``metalstm_ppo`` to rl-zoo3's ``ALGOS``, samplers and converters
+    Add ``metarim_ppo``, ``rim_ppo``, ``metalstm_ppo`` and ``metods_ppo`` to rl-zoo3's ``ALGOS``, samplers and converters
     (idempotent). Our samplers, and rl-zoo3's ``ppo_lstm`` sampler, merge the sampled ``policy_kwargs`` into
     the yaml's instead of replacing them (see :func:`sb3_metarim.tuning.zoo_sampler`).
     """
@@ -298,7 +309,7 @@ def make_objective(
     envs and wrappers, reports ``n_evaluations`` evaluations to the pruner and returns the last mean return.
     Failures are handled by :func:`~sb3_metarim.tuning.record_failures`.
 
-    :param algo: ``"metarim_ppo"``, ``"rim_ppo"``, ``"metalstm_ppo"`` or any rl-zoo3 algorithm.
+    :param algo: ``"metarim_ppo"``, ``"rim_ppo"``, ``"metalstm_ppo"``, ``"metods_ppo"`` or any rl-zoo3 algorithm.
     :param env_id: A registered gymnasium id.
     :param n_timesteps: Training steps per trial.
     :param config: The yaml file (``None``: ``zoo_configs/<algo>.yml``).

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import yaml
 
 from sb3_metarim.benchmark import aggregate
 from sb3_metarim.benchmark.cli import main
-from sb3_metarim.benchmark.runner import DONE_FILE, EVAL_COLUMNS
+from sb3_metarim.benchmark.runner import ALGORITHMS, DONE_FILE, EVAL_COLUMNS, env_wrappers
 from sb3_metarim.benchmark.spec import load_suite, parse_shard, shard, suite_from_dict
 
 TINY_CORE = dict(num_units=2, top_k=1, unit_size=4, input_key_size=4, input_value_size=4, comm_key_size=4, comm_value_size=4)
@@ -271,3 +272,53 @@ def test_verdicts_qualify_by_the_cis_and_do_not_count_a_tie_at_the_budget():
         "frames": "neither reached",
         "frames_ci": "overlap",
     }
+def test_env_wrapper_key_runs_meta_rl_tasks_with_metods_and_the_lstm(tmp_path):
+    """``env_wrapper`` (rl-zoo3's format) wraps train and eval envs: here previous action and reward for meta-RL."""
+    wrapper = [{"sb3_metarim.wrappers.PrevActionRewardWrapper": {"first_step": False}}]
+    data = {
+        "suite": "meta",
+        "seeds": [0],
+        "hyperparams": {"n_envs": 2, "n_steps": 16, "batch_size": 32, "n_epochs": 1, "env_wrapper": wrapper},
+        "envs": {
+            "sb3_metarim/DependentBandit-v0": {
+                "n_timesteps": 32,
+                "eval_freq": 32,
+                "env_kwargs": {"pulls_per_episode": 8},
+                "score_range": [4.0, 7.2],
+                "threshold": 6.0,
+                "n_eval_episodes": 2,
+                "n_eval_envs": 2,
+            }
+        },
+        "variants": {
+            "metods_ppo": {
+                "algo": "metods_ppo",
+                "policy": "MultiInputPolicy",
+                "hyperparams": {"policy_kwargs": {"num_neurons": 4}},
+            },
+            "ppo_lstm": {
+                "algo": "ppo_lstm",
+                "policy": "MultiInputLstmPolicy",
+                "hyperparams": {"policy_kwargs": {"lstm_hidden_size": 8}},
+            },
+        },
+    }
+    out = tmp_path / "out"
+    assert main(["run", str(write_suite(tmp_path, data)), "--out", str(out)]) == 0
+    for variant in ("metods_ppo", "ppo_lstm"):
+        folder = out / "meta" / "sb3_metarim-DependentBandit-v0" / variant / "seed0"
+        rows = pd.read_csv(folder / "eval.csv")
+        assert rows["timesteps"].iloc[-1] == 32 and rows["return_mean"].between(0, 8).all()
+        with zipfile.ZipFile(folder / "model.zip") as archive:
+            assert "prev_reward" in archive.read("data").decode()
+    with pytest.raises(ValueError, match=r"env_wrapper=\[3\]: each item must be a class path"):
+        env_wrappers([3])
+
+
+def test_the_metods_suite_loads_and_names_known_algorithms():
+    suite = load_suite(Path(__file__).resolve().parents[1] / "sb3_metarim" / "benchmark" / "suites" / "metods.yml")
+    runs = suite.runs()
+    assert {run.variant.algo for run in runs} <= set(ALGORITHMS) and len(suite.seeds) >= 3
+    assert {run.env.env_id for run in runs} >= {"sb3_metarim/Harlow-v0", "sb3_metarim/MetaMaze-v0"}
+    for run in runs:
+        assert env_wrappers(run.hyperparams.get("env_wrapper")), run.describe()

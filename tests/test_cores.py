@@ -7,7 +7,7 @@ import torch as th
 from torch import nn
 
 from sb3_metarim import MetaRIMPPO
-from sb3_metarim.cores import CORES, make_core, register_core
+from sb3_metarim.cores import CORE_CONFIGS, CORES, make_core, register_core
 from sb3_metarim.policies import RIMActorCriticPolicy
 from sb3_metarim.rim import RIM, RIMConfig
 
@@ -34,6 +34,7 @@ def gru_core():
     register_core("test_gru", GRUCore)
     yield "test_gru"
     CORES.pop("test_gru")
+    CORE_CONFIGS.pop("test_gru")
 
 
 def test_rim_config_is_the_one_home_of_the_options():
@@ -70,7 +71,7 @@ def test_make_core_by_name():
     assert make_core("rim", 5, config=RIMConfig(**SMALL_CORE)).config == rim.config
     lstm = make_core("lstm", 5, hidden_size=16, num_layers=2, dropout=0.0)
     assert isinstance(lstm, nn.LSTM) and (lstm.hidden_size, lstm.num_layers) == (16, 2)
-    with pytest.raises(ValueError, match=r"recurrent_core='transformer': unknown core; registered: 'lstm', 'rim'"):
+    with pytest.raises(ValueError, match=r"recurrent_core='transformer': unknown core; registered: 'lstm', 'metods', 'rim'"):
         make_core("transformer", 5)
     with pytest.raises(ValueError, match="registered already"):
         register_core("rim", make_core)

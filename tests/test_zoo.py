@@ -24,7 +24,7 @@ from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_metarim import RIMPPO, MetaLSTMPPO, MetaRIMPPO
+from sb3_metarim import RIMPPO, MetaLSTMPPO, MetaRIMPPO, MetODS, MetODSConfig, MetODSPPO
 from sb3_metarim.callbacks import TrialLogger
 from sb3_metarim.rim import RIM
 from sb3_metarim.torch_layers import MiniGridFeaturesExtractor
@@ -340,3 +340,23 @@ def test_plot_runs_compares_algorithms_over_seeds(tmp_path):
     assert output.read_bytes()[:4] == b"\x89PNG"
     table = output.with_suffix(".md").read_text()
     assert "| metarim_ppo | 2 |" in table and "| ppo_lstm | 2 |" in table and "| rim_ppo |" not in table
+
+
+def test_metods_ppo_runs_a_rollout_from_its_config_and_samples_its_core(tmp_path):
+    """metods_ppo through the real CLI on its DependentBandit entry (previous action/reward), then its sampler."""
+    env_id, small = "sb3_metarim/DependentBandit-v0", ["-params", "n_envs:2", "n_steps:16", "batch_size:32"]
+    for env in sorted(key for key in load_config("metods_ppo") if not key.startswith(".")):
+        manager = ZooExperimentManager(None, "metods_ppo", CUE if env == "default" else env, log_folder=str(tmp_path))
+        hyperparams, _ = manager.read_hyperparameters()
+        manager._preprocess_hyperparams(hyperparams)
+    train("--algo", "metods_ppo", "--env", env_id, "-n", "1", "--eval-freq", "-1", "--seed", "0", *small, cwd=tmp_path)
+    name = env_id.replace("/", "-")
+    register()
+    model = ALGOS["metods_ppo"].load(tmp_path / "logs" / "metods_ppo" / f"{name}_1" / f"{name}.zip", device="cpu")
+    assert type(model) is MetODSPPO and isinstance(model.policy.lstm_actor, MetODS) and model.meta is False
+    assert model.num_timesteps == 32 and "prev_reward" in model.observation_space.spaces
+    trial = optuna.create_study().ask()
+    params = sample_metarim_params(trial, "metods_ppo", policy_kwargs={"net_arch": [8]})
+    assert set(params["policy_kwargs"]) >= {"num_neurons", "recursions", "plasticity", "write_projection", "w0", "net_arch"}
+    sampled = params["policy_kwargs"]
+    MetODSConfig(**{key: sampled[key] for key in MetODSConfig.option_names() if key in sampled}).validate()

@@ -24,6 +24,7 @@ import os
 import platform
 import subprocess
 import time
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,13 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
 
 from sb3_metarim.benchmark.spec import HARNESS_KEYS, RunSpec, import_modules
 from sb3_metarim.meta_rim_ppo import MetaRIMPPO
-from sb3_metarim.variants import RIMPPO, MetaLSTMPPO
+from sb3_metarim.variants import RIMPPO, MetaLSTMPPO, MetODSPPO
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "metarim_ppo": MetaRIMPPO,
     "rim_ppo": RIMPPO,
     "metalstm_ppo": MetaLSTMPPO,
+    "metods_ppo": MetODSPPO,
     "ppo_lstm": RecurrentPPO,
     "ppo": PPO,
 }
@@ -120,14 +122,16 @@ def make_env(spec: RunSpec, train: bool, normalize_stats: Path | None = None) ->
     """
     hyperparams = spec.hyperparams
     frame_stack = hyperparams.get("frame_stack")
-    observation_space = gym.make(spec.env.env_id, **spec.env.env_kwargs).observation_space
-    flatten = frame_stack and not isinstance(observation_space, spaces.Box)
+    wrappers = env_wrappers(hyperparams.get("env_wrapper"))
+    observation_space = wrap(gym.make(spec.env.env_id, **spec.env.env_kwargs), wrappers).observation_space
+    if frame_stack and not isinstance(observation_space, spaces.Box):
+        wrappers = [*wrappers, (gym.wrappers.FlattenObservation, {})]
     env = make_vec_env(
         spec.env.env_id,
         n_envs=hyperparams.get("n_envs", 1) if train else spec.env.n_eval_envs,
         seed=spec.seed if train else spec.seed + EVAL_SEED_OFFSET,
         env_kwargs=spec.env.env_kwargs,
-        wrapper_class=gym.wrappers.FlattenObservation if flatten else None,
+        wrapper_class=partial(wrap, wrappers=wrappers) if wrappers else None,
     )
     if frame_stack:
         env = VecFrameStack(env, frame_stack)
@@ -138,6 +142,31 @@ def make_env(spec: RunSpec, train: bool, normalize_stats: Path | None = None) ->
         env.training = train
         return env
     return VecNormalize(env, gamma=hyperparams.get("gamma", 0.99), training=train, norm_reward=train)
+
+
+def env_wrappers(entry: Any) -> list[tuple[type[gym.Wrapper], dict[str, Any]]]:
+    """
+    :param entry: The ``env_wrapper`` hyperparameter (rl-zoo3's format): ``None``, a class path, or a list of class
+        paths or ``{class path: kwargs}`` mappings, innermost first.
+    :return: the wrapper classes with their keyword arguments.
+    """
+    if entry is None:
+        return []
+    wrappers = []
+    for item in entry if isinstance(entry, list) else [entry]:
+        path, kwargs = next(iter(item.items())) if isinstance(item, dict) and len(item) == 1 else (item, {})
+        if not isinstance(path, str) or "." not in path:
+            raise ValueError(f"env_wrapper={entry!r}: each item must be a class path or {{class path: kwargs}}, not {item!r}")
+        module, name = path.rsplit(".", 1)
+        wrappers.append((getattr(importlib.import_module(module), name), dict(kwargs or {})))
+    return wrappers
+
+
+def wrap(env: gym.Env, wrappers: list[tuple[type[gym.Wrapper], dict[str, Any]]]) -> gym.Env:
+    """:return: ``env`` inside ``wrappers`` (innermost first)."""
+    for wrapper, kwargs in wrappers:
+        env = wrapper(env, **kwargs)
+    return env
 
 
 def evaluate(model: BaseAlgorithm, eval_env: VecEnv, n_episodes: int) -> dict[str, float]:

@@ -21,8 +21,10 @@ A benchmark suite: environments x variants x seeds, read from a yaml file.
       ppo_lstm: {algo: ppo_lstm, policy: MlpLstmPolicy, hyperparams: {policy_kwargs: {lstm_hidden_size: 192}}}
 
 Hyperparameters merge in the order suite, env, variant (``policy_kwargs`` key by key). The harness consumes
-``n_envs``, ``normalize`` (``VecNormalize``) and ``frame_stack`` (``VecFrameStack``); every other key goes to the
-algorithm's constructor.
+``n_envs``, ``normalize`` (``VecNormalize``), ``frame_stack`` (``VecFrameStack``) and ``env_wrapper`` (gymnasium
+wrappers around each env, outside its ``Monitor``, as rl-zoo3's key: a class path or a list of class paths or
+``{class path: kwargs}``, innermost first, e.g. ``[{sb3_metarim.wrappers.PrevActionRewardWrapper: {first_step:
+false}}]`` for meta-RL tasks); every other key goes to the algorithm's constructor.
 """
 
 import importlib
@@ -33,7 +35,7 @@ from typing import Any
 
 import yaml
 
-HARNESS_KEYS = ("n_envs", "normalize", "frame_stack")
+HARNESS_KEYS = ("n_envs", "normalize", "frame_stack", "env_wrapper")
 SUITE_KEYS = ("suite", "seeds", "imports", "hyperparams", "envs", "variants")
 ENV_KEYS = (
     *("n_timesteps", "eval_freq", "n_eval_episodes", "n_eval_envs"),

@@ -8,10 +8,13 @@ from typing import Any
 
 import gymnasium as gym
 
-from sb3_metarim.envs.bandit import BernoulliBanditEnv
+from sb3_metarim.envs.bandit import BernoulliBanditEnv, DependentBanditEnv
 from sb3_metarim.envs.cue_memory import CueMemoryEnv
+from sb3_metarim.envs.harlow import HarlowEnv
 from sb3_metarim.envs.meta import make_meta_env
+from sb3_metarim.envs.metamaze import MetaMazeEnv
 from sb3_metarim.envs.tmaze import TMazeEnv
+from sb3_metarim.envs.two_step import TwoStepEnv
 from sb3_metarim.torch_layers import MiniGridFeaturesExtractor
 
 MINIGRID_NAMES = ("GridIdsWrapper", "MissionTokenWrapper", "tokenize_mission")
@@ -32,10 +35,14 @@ except ModuleNotFoundError as error:  # minigrid is optional
 __all__ = [
     "BernoulliBanditEnv",
     "CueMemoryEnv",
+    "DependentBanditEnv",
     "GridIdsWrapper",
+    "HarlowEnv",
+    "MetaMazeEnv",
     "MiniGridFeaturesExtractor",
     "MissionTokenWrapper",
     "TMazeEnv",
+    "TwoStepEnv",
     "make_meta_env",
     "tokenize_mission",
 ]
@@ -46,3 +53,13 @@ if "sb3_metarim/BernoulliBandit-v0" not in gym.registry:
     gym.register("sb3_metarim/BernoulliBandit-v0", entry_point=BernoulliBanditEnv)
 if "sb3_metarim/TMaze-v0" not in gym.registry:
     gym.register("sb3_metarim/TMaze-v0", entry_point=TMazeEnv)
+
+# The meta-RL tasks of MetODS (Chalvidal et al. 2022) and Wang et al. (2016, 2018): each episode is one task.
+for _name, _entry_point in (
+    ("Harlow-v0", HarlowEnv),
+    ("MetaMaze-v0", MetaMazeEnv),
+    ("DependentBandit-v0", DependentBanditEnv),
+    ("TwoStep-v0", TwoStepEnv),
+):
+    if f"sb3_metarim/{_name}" not in gym.registry:
+        gym.register(f"sb3_metarim/{_name}", entry_point=_entry_point)

@@ -1,4 +1,4 @@
-"""A Bernoulli multi-armed bandit whose arm probabilities are drawn per task (Wang et al. 2016)."""
+"""Bernoulli multi-armed bandits whose arm probabilities are drawn per task (Wang et al. 2016): independent and dependent."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -77,3 +77,52 @@ class BernoulliBanditEnv(gym.Env):
         if values.shape != (self.n_arms,) or not np.all((values >= 0) & (values <= 1)):
             raise ValueError(f"{name}={probabilities!r}: must be {self.n_arms} probabilities (n_arms), each in [0, 1]")
         return values
+
+
+DEPENDENT_DIFFICULTIES = {"easy": (0.1, 0.9), "medium": (0.25, 0.75), "hard": (0.4, 0.6), "uniform": None}
+
+
+class DependentBanditEnv(BernoulliBanditEnv):
+    """
+    Wang et al.'s (2016) two-armed dependent bandit: ``p_2 = 1 - p_1``, so a pull of either arm tells about both.
+    ``difficulty`` draws ``p_1`` per task: ``"easy"`` from {0.1, 0.9}, ``"medium"`` {0.25, 0.75}, ``"hard"``
+    {0.4, 0.6}, ``"uniform"`` uniform in [0, 1]. An episode is ``pulls_per_episode`` pulls (100) of one task, so it
+    is a whole trial: use ``make_meta_env(..., episodes_per_trial=1)``, which adds the previous action and reward.
+    The observation is the pull index as a fraction of the episode, ``t / pulls_per_episode`` (Wang et al.'s
+    "trial index" input; 0 at the first pull). Everything else is :class:`BernoulliBanditEnv`'s (tasks by
+    ``options={"arm_probabilities": p}`` or :meth:`sample_task`).
+
+    Reference values per 100-pull episode: chance (random arms) 50 at every difficulty (the mean of ``p_1`` and
+    ``1 - p_1``); oracle (always the better arm) easy 90, medium 75, hard 60, uniform 75 (the mean of
+    ``max(p, 1 - p)``). ``scripts/bandit_regret.py`` compares an agent's cumulative regret with Thompson sampling
+    and UCB1 on these tasks.
+
+    :param difficulty: ``"easy"``, ``"medium"``, ``"hard"`` or ``"uniform"``.
+    :param pulls_per_episode: Pulls per episode, >= 1 (default 100).
+    """
+
+    def __init__(self, difficulty: str = "easy", pulls_per_episode: int = 100) -> None:
+        if difficulty not in DEPENDENT_DIFFICULTIES:
+            raise ValueError(f"difficulty={difficulty!r}: must be one of {tuple(DEPENDENT_DIFFICULTIES)}")
+        super().__init__(n_arms=2, pulls_per_episode=pulls_per_episode)
+        self.difficulty = difficulty
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed, options=options)
+        given = self.arm_probabilities
+        if not np.isclose(given[0] + given[1], 1.0):
+            raise ValueError(f"options[{ARM_PROBABILITIES_OPTION!r}]={given.tolist()!r}: a dependent bandit's sum to 1")
+        return self._observation(), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        _, reward, terminated, truncated, info = super().step(action)
+        info = info | {"regret": float(self.arm_probabilities.max() - self.arm_probabilities[int(action)])}
+        return self._observation(), reward, terminated, truncated, info
+
+    def _observation(self) -> np.ndarray:
+        return np.array([min(self._pulls / self.pulls_per_episode, 1.0)], dtype=np.float32)
+
+    def _draw_probabilities(self, rng: np.random.Generator) -> np.ndarray:
+        values = DEPENDENT_DIFFICULTIES[self.difficulty]
+        p1 = rng.random() if values is None else values[int(rng.integers(2))]
+        return np.array([p1, 1.0 - p1])
