@@ -202,12 +202,13 @@ def test_aggregate_matches_a_hand_computed_case(tmp_path):
     # AUC of seed 1 of a: scores (return / 2) 0, 0.5, 1.0 over [0, 200] -> trapezoids (0.25 + 0.75) * 100 / 200 = 0.5.
     assert runs.loc[("a", 1), "auc"] == pytest.approx(0.5)
     assert runs.loc[("a", 3), "frames_to_threshold"] == 100
-    assert runs.loc[("a", 0), "frames_to_threshold"] == 200 and runs.loc[("a", 0), "reached"] == 0
+    # Never reached: censored one evaluation interval after its last evaluation.
+    assert runs.loc[("a", 0), "frames_to_threshold"] == 300 and runs.loc[("a", 0), "reached"] == 0
     summary = pd.read_csv(tmp_path / "hand/summary.csv").set_index("variant")
-    # IQM of 1, 2, 3, 4 = mean of the middle two = 2.5; mean frames = (200 + 200 + 200 + 100) / 4 = 175.
+    # IQM of 1, 2, 3, 4 = mean of the middle two = 2.5; mean frames = (300 + 200 + 200 + 100) / 4 = 200.
     assert summary.loc["a", "final_return"] == pytest.approx(2.5)
     assert summary.loc["a", "final_return_low"] <= 2.5 <= summary.loc["a", "final_return_high"]
-    assert summary.loc["a", "frames_to_threshold"] == pytest.approx(175)
+    assert summary.loc["a", "frames_to_threshold"] == pytest.approx(200)
     assert summary.loc["a", "reached"] == 3 and summary.loc["b", "reached"] == 0
     assert summary.loc["b", "final_return"] == pytest.approx(0.5)
     assert summary.loc["b", "final_return_low"] == summary.loc["b", "final_return_high"] == pytest.approx(0.5)

@@ -3,11 +3,11 @@ Aggregate a suite's ``eval.csv`` files the way Agarwal et al. (2021) recommend, 
 
 Per run: the final return (last evaluation), the normalized area under the curve (the mean normalized score over
 training, trapezoids over the evaluation steps), and the frames to threshold (the first evaluation at or above the
-env's threshold; a run that never gets there counts as its budget, a censored value, and the table says how many
-got there), and whether it collapsed after learning (once its best normalized score reached 0.5, two evaluations in
-a row more than 20% below that best). Per env and variant: the interquartile mean (IQM) of each, with a 95%
-bootstrap confidence interval. Over the suite: IQM of normalized final scores and AUCs with stratified-bootstrap
-CIs and performance profiles. Only finished runs count.
+env's threshold; a run that never gets there counts as one evaluation interval after its last evaluation, a
+censored value, and the table says how many got there), and whether it collapsed after learning (once its best
+normalized score reached 0.5, two evaluations in a row more than 20% below that best). Per env and variant: the
+interquartile mean (IQM) of each, with a 95% bootstrap confidence interval. Over the suite: IQM of normalized final
+scores and AUCs with stratified-bootstrap CIs and performance profiles. Only finished runs count.
 """
 
 import warnings
@@ -55,7 +55,8 @@ def run_metrics(curve: pd.DataFrame, env: EnvSpec) -> dict[str, float]:
     :param curve: One run's evaluations (``timesteps``, ``return_mean``), in order.
     :param env: The run's env.
     :return: ``final_return``, ``final_score`` (normalized), ``auc`` (normalized) and ``frames_to_threshold``
-        (the budget when never reached) with ``reached`` (1.0 or 0.0).
+        (when never reached, censored at the step after the run's last evaluation, one ``eval_freq`` later, so
+        that it ranks after any run that reached the threshold at an evaluation) with ``reached`` (1.0 or 0.0).
     """
     steps = curve["timesteps"].to_numpy(dtype=float)
     returns = curve["return_mean"].to_numpy(dtype=float)
@@ -66,7 +67,7 @@ def run_metrics(curve: pd.DataFrame, env: EnvSpec) -> dict[str, float]:
         "final_return": returns[-1],
         "final_score": scores[-1],
         "auc": float(auc),
-        "frames_to_threshold": steps[above[0]] if len(above) else float(env.n_timesteps),
+        "frames_to_threshold": steps[above[0]] if len(above) else steps[-1] + env.eval_freq,
         "reached": float(len(above) > 0),
         "collapsed": float(collapsed(scores)),
     }
@@ -149,7 +150,7 @@ def verdicts(summary: pd.DataFrame, candidate: str, baseline: str) -> pd.DataFra
     Per env where both ran, ``candidate`` against ``baseline`` on the two claims of issue 8, on point estimates,
     each qualified by the 95% CIs: ``final`` is ``"yes"`` (IQM final return at least the baseline's) or ``"no"``;
     ``frames`` is ``"yes"`` (mean frames to threshold at most the baseline's), ``"no"``, or ``"neither reached"``
-    when no run of either got to the threshold: a tie at the budget says nothing, so it is not counted as a yes.
+    when no run of either got to the threshold: a tie of censored values says nothing, so it is not counted as a yes.
     ``final_ci`` and ``frames_ci`` say whether the intervals are ``"separate"`` or ``"overlap"``.
 
     :return: one row per env with ``env_id``, ``final``, ``final_ci``, ``frames``, ``frames_ci``.
@@ -286,7 +287,8 @@ def _markdown(
         "",
         "Deterministic evaluation on separate envs. IQM = interquartile mean over seeds; [low, high] = 95% bootstrap CI "
         "(rliable). AUC = mean normalized score over training (0 = `score_range[0]`, 1 = `score_range[1]`). Frames to "
-        "threshold: the mean over seeds, a run that never reached the threshold counting as its budget. Collapses: runs "
+        "threshold: the mean over seeds, a run that never reached the threshold counting as one evaluation interval "
+        "after its last evaluation (a censored value). Collapses: runs "
         "that, once their best normalized score reached 0.5, fell more than 20% below that best for two evaluations in "
         "a row.",
         "",
@@ -306,7 +308,7 @@ def _markdown(
             f"## `{candidate}` against `{baseline}`",
             "",
             "Point estimates, with whether the 95% CIs are separate or overlap (overlapping: the seeds do not settle it). "
-            "Where no run of either reached the threshold, the frames are a tie at the budget and do not count as a yes.",
+            "Where no run of either reached the threshold, the frames tie and do not count as a yes.",
             "",
             f"| env | IQM final return >= {baseline} | frames to threshold <= {baseline} |",
             "|---|---|---|",
