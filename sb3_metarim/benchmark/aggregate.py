@@ -202,8 +202,15 @@ def suite_aggregates(suite: SuiteSpec, runs: pd.DataFrame) -> tuple[pd.DataFrame
     return pd.DataFrame(rows), finals
 
 
+def variant_colors(suite: SuiteSpec) -> dict[str, Any]:
+    """:return: one colour per variant, in the suite's order, the same in every panel and plot."""
+    palette = plt.get_cmap("tab10").colors
+    return {variant.name: palette[i % len(palette)] for i, variant in enumerate(suite.variants)}
+
+
 def plot_curves(suite: SuiteSpec, results: pd.DataFrame, path: Path) -> None:
     """Per env: the IQM over seeds of the evaluation return against steps, with a 95% bootstrap band."""
+    colors = variant_colors(suite)
     envs = [env for env in suite.envs if env.env_id in set(results["env_id"])]
     columns = min(3, max(len(envs), 1))
     rows = (len(envs) + columns - 1) // columns
@@ -213,25 +220,27 @@ def plot_curves(suite: SuiteSpec, results: pd.DataFrame, path: Path) -> None:
             table = group.pivot_table(index="seed", columns="timesteps", values="return_mean").dropna(axis=1)
             points = [iqm_interval(table[column].to_numpy()) for column in table.columns]
             iqm, low, high = (np.array(values) for values in zip(*points, strict=True))
-            ax.plot(table.columns, iqm, label=f"{variant} ({len(table)})")
-            ax.fill_between(table.columns, low, high, alpha=0.2)
+            ax.plot(table.columns, iqm, color=colors[variant], label=f"{variant} ({len(table)} seeds)")
+            ax.fill_between(table.columns, low, high, color=colors[variant], alpha=0.2)
         ax.axhline(env.threshold, color="grey", linestyle=":", linewidth=1)
         ax.set(title=env.env_id, xlabel="environment steps", ylabel="evaluation return (IQM, 95% CI)")
     for ax in list(axes.flat)[len(envs) :]:
         ax.axis("off")
-    if envs:
-        axes.flat[0].legend(fontsize=8)
+    for ax in list(axes.flat)[: len(envs)]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def plot_profiles(finals: dict[str, np.ndarray], path: Path) -> None:
+def plot_profiles(finals: dict[str, np.ndarray], colors: dict[str, Any], path: Path) -> None:
     """Performance profiles (fraction of runs above each normalized score) of the final scores, with CIs."""
     taus = np.linspace(-0.25, 1.25, 61)
     profiles, intervals = rly.create_performance_profile(finals, taus, reps=BOOTSTRAP_REPS)
     fig, ax = plt.subplots(figsize=(6, 4))
-    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=intervals, ax=ax, xlabel="normalized score")
+    plot_utils.plot_performance_profiles(
+        profiles, taus, performance_profile_cis=intervals, colors=colors, ax=ax, xlabel="normalized score"
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -263,7 +272,7 @@ def aggregate_suite(
     plot_curves(suite, results, folder / "curves.png")
     aggregates, finals = suite_aggregates(suite, runs)
     if finals:
-        plot_profiles(finals, folder / "profile.png")
+        plot_profiles(finals, variant_colors(suite), folder / "profile.png")
     report = folder / "summary.md"
     report.write_text(
         _markdown(suite, summary, verdicts(summary, candidate, baseline), aggregates, command, candidate, baseline)
