@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sb3_metarim.benchmark import aggregate
+from sb3_metarim.benchmark import aggregate, runner
 from sb3_metarim.benchmark.cli import main
 from sb3_metarim.benchmark.runner import ALGORITHMS, DONE_FILE, EVAL_COLUMNS, env_wrappers
 from sb3_metarim.benchmark.spec import load_suite, parse_shard, shard, suite_from_dict
@@ -273,6 +273,8 @@ def test_verdicts_qualify_by_the_cis_and_do_not_count_a_tie_at_the_budget():
         "frames": "neither reached",
         "frames_ci": "overlap",
     }
+
+
 def test_env_wrapper_key_runs_meta_rl_tasks_with_metods_and_the_lstm(tmp_path):
     """``env_wrapper`` (rl-zoo3's format) wraps train and eval envs: here previous action and reward for meta-RL."""
     wrapper = [{"sb3_metarim.wrappers.PrevActionRewardWrapper": {"first_step": False}}]
@@ -323,3 +325,241 @@ def test_the_metods_suite_loads_and_names_known_algorithms():
     assert {run.env.env_id for run in runs} >= {"sb3_metarim/Harlow-v0", "sb3_metarim/MetaMaze-v0"}
     for run in runs:
         assert env_wrappers(run.hyperparams.get("env_wrapper")), run.describe()
+
+
+# Issue 9's harness features: MiniGrid success, zero-shot transfer, fine-tuning (init_from), the paper's suites.
+
+GRID_WRAPPERS = ["sb3_metarim.envs.minigrid.MissionTokenWrapper", "sb3_metarim.envs.minigrid.GridIdsWrapper"]
+TINY_GRID_EXTRACTOR = {
+    "features_extractor_class": "sb3_metarim.torch_layers.MiniGridFeaturesExtractor",
+    "features_extractor_kwargs": {"image_features_dim": 8, "word_embedding_dim": 4, "mission_features_dim": 8},
+}
+
+
+def tiny_grid_suite(n_timesteps: int = 64, transfer: bool = True) -> dict:
+    """GoToLocal in a 5x5 room (25 steps at most) with transfer to itself and a 6x6 room."""
+    env = {
+        "n_timesteps": n_timesteps,
+        "eval_freq": 32,
+        "score_range": [0.0, 1.0],
+        "threshold": 0.8,
+        "n_eval_episodes": 2,
+        "n_eval_envs": 2,
+    }
+    if transfer:
+        env["transfer_envs"] = {
+            "easy": {"env_id": "BabyAI-GoToLocalS5N2-v0"},
+            "harder": {"env_id": "BabyAI-GoToLocal-v0", "env_kwargs": {"room_size": 6, "num_dists": 3}},
+        }
+        env["transfer_episodes"] = 3
+    return {
+        "suite": "grid",
+        "seeds": [0],
+        "hyperparams": {
+            "n_envs": 2,
+            "n_steps": 16,
+            "batch_size": 32,
+            "n_epochs": 1,
+            "env_wrapper": GRID_WRAPPERS,
+            "policy_kwargs": TINY_GRID_EXTRACTOR,
+        },
+        "envs": {"BabyAI-GoToLocalS5N2-v0": env},
+        "variants": {
+            "metarim_ppo": {"algo": "metarim_ppo", "policy": "MultiInputPolicy", "hyperparams": {"policy_kwargs": TINY_CORE}}
+        },
+    }
+
+
+def test_minigrid_success_is_a_positive_reward_at_termination():
+    import gymnasium as gym
+
+    from sb3_metarim.envs.minigrid import SuccessInfoWrapper
+
+    # Empty-5x5: the agent starts at (1, 1) facing right, the goal is at (3, 3).
+    env = SuccessInfoWrapper(gym.make("MiniGrid-Empty-5x5-v0"))
+    env.reset(seed=0)
+    forward, right = env.unwrapped.actions.forward, env.unwrapped.actions.right
+    for action in (forward, forward, right, forward):
+        *_, terminated, truncated, info = env.step(action)
+        assert not (terminated or truncated) and "is_success" not in info
+    _, reward, terminated, _, info = env.step(forward)
+    assert terminated and reward == pytest.approx(1 - 0.9 * 5 / 100) and info["is_success"] is True
+    # Out of time: truncated, no reward, not a success.
+    env = SuccessInfoWrapper(gym.make("MiniGrid-Empty-5x5-v0", max_steps=2))
+    env.reset(seed=0)
+    env.step(right)
+    _, reward, terminated, truncated, info = env.step(right)
+    assert truncated and not terminated and reward == 0 and info["is_success"] is False
+
+
+def test_transfer_is_evaluated_at_each_evaluation_and_part_of_done(tmp_path, capsys):
+    data = tiny_grid_suite()
+    path = write_suite(tmp_path, data)
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out)]) == 0
+    capsys.readouterr()
+    folder = out / "grid/BabyAI-GoToLocalS5N2-v0/metarim_ppo/seed0"
+    evals = pd.read_csv(folder / "eval.csv")
+    assert evals["success_rate"].between(0, 1).all()  # MiniGrid's success, from SuccessInfoWrapper
+    transfer = pd.read_csv(folder / "transfer.csv")
+    assert list(transfer.columns) == list(runner.TRANSFER_COLUMNS)
+    assert transfer["timesteps"].tolist() == [0, 0, 32, 32, 64, 64] == [t for t in evals["timesteps"] for _ in (0, 1)]
+    assert transfer["level"].tolist() == ["easy", "harder"] * 3 and (transfer["episodes"] == 3).all()
+    assert transfer["success_rate"].between(0, 1).all() and transfer["return_mean"].between(0, 1).all()
+    # A run finished before transfer_envs was added gets its transfer from model.zip on the next run.
+    (folder / "transfer.csv").write_text(",".join(runner.TRANSFER_COLUMNS) + "\n64,easy,x,0,0,0,1,3\n")
+    assert main(["list", str(path), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("transfer ")
+    assert main(["run", str(path), "--out", str(out)]) == 0
+    assert "transfer" in capsys.readouterr().out
+    again = pd.read_csv(folder / "transfer.csv")
+    assert again["level"].tolist() == ["easy", "harder"] and (again["timesteps"] == 64).all()
+    assert again[["return_mean", "success_rate"]].to_numpy() == pytest.approx(
+        transfer.iloc[-2:][["return_mean", "success_rate"]].to_numpy()
+    )
+    assert main(["list", str(path), "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("done ")
+
+
+def test_transfer_table_matches_a_hand_computed_case(tmp_path):
+    data = tiny_grid_suite(transfer=True)
+    data["seeds"] = [0, 1, 2, 3]
+    data["variants"]["ppo_lstm"] = {"algo": "ppo_lstm", "policy": "MultiInputLstmPolicy"}
+    suite = suite_from_dict(data)
+    levels = {"easy": "BabyAI-GoToLocalS5N2-v0", "harder": "BabyAI-GoToLocal-v0"}
+    for spec in suite.runs():
+        folder = spec.folder(tmp_path)
+        folder.mkdir(parents=True)
+        (folder / DONE_FILE).write_text('{"timesteps": 64}')
+        pd.DataFrame([dict.fromkeys(EVAL_COLUMNS, 0) | {"timesteps": 64, "return_mean": 0.5}]).to_csv(
+            folder / "eval.csv", index=False
+        )
+        rows = []
+        for level, env_id in levels.items():
+            # An early evaluation that the table must ignore, then the last one.
+            rows.append({"timesteps": 0, "level": level, "env_id": env_id, "return_mean": 9.0, "success_rate": 1.0})
+            final = 0.1 * (spec.seed + 1) if spec.variant.name == "metarim_ppo" else 0.2
+            success = [0.0, 0.5, 0.5, 1.0][spec.seed] if level == "easy" else 0.25
+            rows.append({"timesteps": 64, "level": level, "env_id": env_id, "return_mean": final, "success_rate": success})
+        pd.DataFrame(rows).reindex(columns=runner.TRANSFER_COLUMNS, fill_value=0).to_csv(folder / "transfer.csv", index=False)
+    report = aggregate.aggregate_suite(suite, tmp_path, command="test")
+    table = pd.read_csv(tmp_path / "grid/transfer.csv").set_index(["variant", "level"])
+    # metarim_ppo: returns 0.1, 0.2, 0.3, 0.4 -> IQM 0.25; success on easy 0, 0.5, 0.5, 1 -> IQM 0.5.
+    assert table.loc[("metarim_ppo", "easy"), "return"] == pytest.approx(0.25)
+    assert table.loc[("metarim_ppo", "easy"), "success"] == pytest.approx(0.5)
+    assert table.loc[("metarim_ppo", "harder"), "success"] == pytest.approx(0.25)
+    assert table.loc[("ppo_lstm", "harder"), ["return", "return_low", "return_high"]].tolist() == pytest.approx([0.2] * 3)
+    assert (table["runs"] == 4).all() and (table["timesteps"] == 64).all()
+    text = report.read_text()
+    assert "## Zero-shot transfer: trained on BabyAI-GoToLocalS5N2-v0" in text
+    assert "| ppo_lstm | harder | BabyAI-GoToLocal-v0 | 4 | 0.200 [0.200, 0.200] | 0.250 [0.250, 0.250] |" in text
+
+
+def fine_tune_suites(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny pretraining suite on CueMemory (delay 2) and a fine-tuning one (delay 4) that starts from it."""
+    env = {
+        "n_timesteps": 128,
+        "eval_freq": 64,
+        "score_range": [0.5, 1.0],
+        "threshold": 0.9,
+        "n_eval_episodes": 2,
+        "n_eval_envs": 2,
+    }
+    base = {"n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1}
+    pre = {
+        "suite": "pre",
+        "seeds": [0],
+        "hyperparams": base,
+        "envs": {"sb3_metarim/CueMemory-v0": {**env, "env_kwargs": {"delay": 2}}},
+        "variants": {"metarim_ppo": {"algo": "metarim_ppo", "hyperparams": {"policy_kwargs": TINY_CORE, "slow_interval": 1}}},
+    }
+    fine = {
+        "suite": "fine",
+        "seeds": [0],
+        "hyperparams": {**base, "learning_rate": 0.0005},
+        "envs": {"sb3_metarim/CueMemory-v0": {**env, "env_kwargs": {"delay": 4}}},
+        "variants": {
+            "scratch": {"algo": "metarim_ppo", "hyperparams": {"policy_kwargs": TINY_CORE}},
+            "pretrained": {"algo": "metarim_ppo", "init_from": "pre/sb3_metarim-CueMemory-v0/metarim_ppo/seed{seed}"},
+        },
+    }
+    return write_suite(tmp_path / "p", pre), write_suite(tmp_path / "f", fine)
+
+
+def test_init_from_waits_then_fine_tunes_the_pretrained_model(tmp_path, capsys):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "f").mkdir()
+    pre, fine = fine_tune_suites(tmp_path)
+    out = tmp_path / "out"
+    pretrained = out / "fine/sb3_metarim-CueMemory-v0/pretrained/seed0"
+    assert main(["list", str(fine), "--out", str(out)]) == 0
+    assert "waiting  sb3_metarim/CueMemory-v0 / pretrained / seed 0 (waits for" in capsys.readouterr().out
+    assert main(["run", str(fine), "--out", str(out)]) == 2
+    printed = capsys.readouterr().out
+    assert "waiting" in printed and "pre/sb3_metarim-CueMemory-v0/metarim_ppo/seed0, not finished yet" in printed
+    assert not pretrained.exists() and (out / "fine/sb3_metarim-CueMemory-v0/scratch/seed0" / DONE_FILE).exists()
+    assert main(["run", str(pre), "--out", str(out)]) == 0
+    assert main(["run", str(fine), "--out", str(out)]) == 0
+    assert "fine-tuned" in capsys.readouterr().out
+    config = __import__("json").loads((pretrained / "config.json").read_text())
+    assert config["init_from"].endswith("pre/sb3_metarim-CueMemory-v0/metarim_ppo/seed0")
+    assert pd.read_csv(pretrained / "eval.csv")["timesteps"].tolist() == [0, 64, 128]  # counted from 0
+
+
+def test_load_pretrained_keeps_weights_and_both_optimizers(tmp_path):
+    import copy
+
+    import torch as th
+
+    from sb3_metarim.meta_rim_ppo import MetaRIMPPO
+
+    (tmp_path / "p").mkdir()
+    (tmp_path / "f").mkdir()
+    pre, fine = fine_tune_suites(tmp_path)
+    spec = next(run for run in load_suite(pre).runs())
+    env = runner.make_env(spec, train=True)
+    model = runner.build_model(spec, MetaRIMPPO, env, "cpu", 0)
+    model.learn(128)
+    optimizers = copy.deepcopy((model.policy.optimizer.state_dict(), model.slow_optimizer.state_dict()))
+    weights = copy.deepcopy(model.policy.state_dict())
+    model.save(tmp_path / "model.zip")
+    assert optimizers[1]["state"], "the slow phase ran: its optimizer has moments"
+
+    spec = next(run for run in load_suite(fine).runs() if run.variant.name == "pretrained")
+    loaded = runner.load_pretrained(spec, MetaRIMPPO, tmp_path / "model.zip", runner.make_env(spec, train=True), "cpu", 0)
+    assert loaded.num_timesteps == 0 and loaded.learning_rate == 0.0005  # the fine-tuning run's hyperparameters
+    for name, tensor in weights.items():
+        assert th.equal(loaded.policy.state_dict()[name], tensor), name
+    for before, after in zip(
+        optimizers, (loaded.policy.optimizer.state_dict(), loaded.slow_optimizer.state_dict()), strict=True
+    ):
+        assert before["state"].keys() == after["state"].keys()
+        for index, state in before["state"].items():
+            for key, value in state.items():
+                assert th.equal(after["state"][index][key], value), (index, key)
+
+
+@pytest.mark.parametrize("name", ["paper", "paper_curriculum"])
+def test_the_paper_suites_load_and_chain(name):
+    suite = load_suite(name)
+    runs = suite.runs()
+    assert {run.variant.algo for run in runs} <= set(ALGORITHMS) and len(suite.seeds) >= 3
+    for run in runs:
+        wrappers = [wrapper.__name__ for wrapper, _ in env_wrappers(run.hyperparams.get("env_wrapper"))]
+        assert wrappers == ["MissionTokenWrapper", "GridIdsWrapper"], run.describe()
+    if name == "paper":
+        assert {run.variant.name for run in runs} == {"metarim_ppo", "rim_ppo", "metalstm_ppo", "ppo_lstm"}
+        assert suite.env("BabyAI-GoToLocal-v0").n_timesteps >= 400_000
+        assert {"MiniGrid-Dynamic-Obstacles-8x8-v0", "MiniGrid-DoorKey-5x5-v0"} <= {env.env_id for env in suite.envs}
+        levels = suite.env("BabyAI-GoToLocalS5N2-v0").transfer_envs
+        assert list(levels) == ["easy", "medium", "difficult"]
+        assert levels["difficult"]["env_id"] == "BabyAI-GoToLocal-v0"
+    else:
+        paper = load_suite("paper")
+        chained = [run for run in runs if run.variant.init_from]
+        assert {run.variant.algo for run in chained} == {"metarim_ppo", "ppo_lstm"}
+        for run in chained:
+            source = run.init_folder(Path("out"))
+            assert source.relative_to("out").parts[:3] == ("paper", "BabyAI-GoToLocal-v0", run.variant.algo)
+            assert source.name == f"seed{run.seed}" and run.seed in paper.seeds
+        assert {run.variant.algo for run in runs if not run.variant.init_from} == {"metarim_ppo", "ppo_lstm"}

@@ -277,6 +277,9 @@ def aggregate_suite(
     report.write_text(
         _markdown(suite, summary, verdicts(summary, candidate, baseline), aggregates, command, candidate, baseline)
     )
+    from sb3_metarim.benchmark.transfer import append_report  # imports this module
+
+    append_report(suite, root, report)
     return report
 
 

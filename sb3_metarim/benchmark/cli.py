@@ -8,6 +8,9 @@
     python -m sb3_metarim.benchmark run memory --env popgym-RepeatFirstEasy-v0 --variant ppo_lstm --seeds 0 1
     python -m sb3_metarim.benchmark aggregate memory                  # summary.csv, summary.md, curves.png, profile.png
     python -m sb3_metarim.benchmark list memory --shard 1/4           # what a shard would run, and what is finished
+
+``run`` exits with 0 when every run is finished, 1 when one failed, 2 when none failed but some wait for the run
+they fine-tune (``init_from``): rerun it once those are finished.
 """
 
 import argparse
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import torch as th
 
-from sb3_metarim.benchmark.runner import DONE_FILE, run
+from sb3_metarim.benchmark.runner import run, run_state
 from sb3_metarim.benchmark.spec import RunSpec, load_suite, parse_shard, shard
 
 
@@ -34,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         runs = shard(runs, *parse_shard(args.shard))
     if args.command == "list":
         for spec in runs:
-            state = "done" if (spec.folder(args.out) / DONE_FILE).exists() else "to do"
-            print(f"{state:6} {spec.describe()}")
+            state = run_state(spec, args.out)
+            waits_for = f" (waits for {spec.init_folder(args.out)})" if state == "waiting" else ""
+            print(f"{state:8} {spec.describe()}{waits_for}")
         return 0
     if args.command == "aggregate":
         from sb3_metarim.benchmark.aggregate import aggregate_suite
@@ -51,21 +55,23 @@ def run_grid(runs: list[RunSpec], out: Path, workers: int, num_threads: int, dev
     """
     Run (or resume, or skip) every run, ``workers`` at a time, each in its own process when ``workers > 1``.
 
-    :return: 0 if every run finished, 1 otherwise (the failed runs' tracebacks are printed and kept in the
-        run's ``error.txt``).
+    :return: 0 if every run finished, 1 if one failed (the failed runs' tracebacks are printed and kept in the
+        run's ``error.txt``), 2 if none failed but some wait for the run they fine-tune (``init_from``).
     """
-    failures = 0
+    states = []
     if workers == 1:
         _set_threads(num_threads)
         for index, spec in enumerate(runs):
-            failures += _report(index, len(runs), spec, *_run_safely(spec, out, device, verbose))
-        return int(failures > 0)
-    context = get_context("spawn")  # fresh interpreters: no torch state shared with the parent
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_threads, initargs=(num_threads,)) as pool:
-        futures = {pool.submit(_run_safely, spec, out, device, verbose): spec for spec in runs}
-        for index, future in enumerate(as_completed(futures)):
-            failures += _report(index, len(runs), futures[future], *future.result())
-    return int(failures > 0)
+            states.append(_report(index, len(runs), spec, out, *_run_safely(spec, out, device, verbose)))
+    else:
+        context = get_context("spawn")  # fresh interpreters: no torch state shared with the parent
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_threads, initargs=(num_threads,)) as pool:
+            futures = {pool.submit(_run_safely, spec, out, device, verbose): spec for spec in runs}
+            for index, future in enumerate(as_completed(futures)):
+                states.append(_report(index, len(runs), futures[future], out, *future.result()))
+    if "failed" in states:
+        return 1
+    return 2 if "waiting" in states else 0
 
 
 def _run_safely(spec: RunSpec, out: Path, device: str, verbose: int) -> tuple[str, str]:
@@ -79,11 +85,14 @@ def _run_safely(spec: RunSpec, out: Path, device: str, verbose: int) -> tuple[st
         return "failed", error
 
 
-def _report(index: int, total: int, spec: RunSpec, state: str, error: str) -> int:
-    print(f"[{index + 1}/{total}] {state:8} {spec.describe()}", flush=True)
+def _report(index: int, total: int, spec: RunSpec, out: Path, state: str, error: str) -> str:
+    waits_for = ""
+    if state == "waiting":
+        waits_for = f": skipped, it fine-tunes {spec.init_folder(out)}, not finished yet (run that first, then rerun)"
+    print(f"[{index + 1}/{total}] {state:10} {spec.describe()}{waits_for}", flush=True)
     if error:
         print(error, file=sys.stderr, flush=True)
-    return int(state == "failed")
+    return state
 
 
 def _set_threads(num_threads: int) -> None:

@@ -6,13 +6,19 @@ A run's folder holds:
 
 - ``config.json``: hyperparameters, versions, commit, machine, and each start of the run;
 - ``eval.csv``: one row per evaluation, columns :data:`EVAL_COLUMNS`;
+- with ``transfer_envs``, ``transfer.csv``: at each evaluation one row per transfer level, columns
+  :data:`TRANSFER_COLUMNS` (the model evaluated without training on that level);
 - ``progress.csv``: SB3's log of every training iteration (losses, KL, RIM module activity), and
   ``progress_from<steps>.csv`` for each resume;
 - while running, ``checkpoint.zip`` (the model with both optimizers) and ``checkpoint_vecnormalize.pkl``;
 - when finished, ``done.json`` and ``model.zip``.
 
-Rerunning a finished run does nothing; rerunning an interrupted one loads the last checkpoint, drops the
-evaluations made after it and continues to the budget, so at most one evaluation interval of training is lost.
+A variant with ``init_from`` starts from that finished run's ``model.zip`` (weights and both optimizers); while that
+run is not finished this one waits (:func:`run` returns ``"waiting"`` and writes nothing).
+
+Rerunning a finished run does nothing (but evaluate a missing transfer from its ``model.zip``); rerunning an
+interrupted one loads the last checkpoint, drops the evaluations made after it and continues to the budget, so at
+most one evaluation interval of training is lost.
 A resumed run is not bit-identical to an uninterrupted one: the environments restart their episodes and the
 random streams are re-seeded from the seed and the step count.
 """
@@ -24,6 +30,7 @@ import os
 import platform
 import subprocess
 import time
+from dataclasses import replace
 from functools import partial
 from importlib import metadata
 from pathlib import Path
@@ -55,8 +62,11 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "ppo": PPO,
 }
 EVAL_COLUMNS = ("timesteps", "return_mean", "return_std", "success_rate", "episode_length", "episodes", "time_s")
+TRANSFER_COLUMNS = ("timesteps", "level", "env_id", "return_mean", "return_std", "success_rate", "episode_length", "episodes")
 EVAL_SEED_OFFSET = 10_000
+TRANSFER_SEED_OFFSET = 20_000
 DONE_FILE = "done.json"
+TRANSFER_FILE = "transfer.csv"
 
 
 def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str:
@@ -67,21 +77,34 @@ def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str
     :param root: The results folder (the run writes to ``spec.folder(root)``).
     :param device: Torch device.
     :param verbose: Verbosity of the algorithm.
-    :return: ``"done"`` if it was finished earlier, else ``"trained"`` or ``"resumed"``.
+    :return: ``"done"`` if it was finished earlier, ``"transfer"`` if it was but its transfer evaluation was missing
+        (now written), ``"waiting"`` if the run it fine-tunes (``init_from``) is not finished, else ``"trained"``,
+        ``"fine-tuned"`` or ``"resumed"``.
     """
     folder = spec.folder(root)
     if (folder / DONE_FILE).exists():
+        if spec.env.transfer_envs and not Transfer(spec, folder).complete_at(_done_timesteps(folder)):
+            import_modules(spec.imports)
+            _transfer_finished_run(spec, folder, device)
+            return "transfer"
         return "done"
+    checkpoint = Checkpoint(folder)
+    resumed = checkpoint.exists()
+    init_folder = spec.init_folder(root)
+    if not resumed and init_folder is not None and not (init_folder / DONE_FILE).exists():
+        return "waiting"
+    if init_folder is not None and spec.hyperparams.get("normalize", False):
+        raise ValueError(f"{spec.describe()}: init_from with normalize: a finished run keeps no VecNormalize statistics")
     folder.mkdir(parents=True, exist_ok=True)
     import_modules(spec.imports)
     algo_class = _algorithm_class(spec.variant.algo)
-    checkpoint = Checkpoint(folder)
-    resumed = checkpoint.exists()
     env = make_env(spec, train=True, normalize_stats=checkpoint.normalize_path if resumed else None)
     eval_env = make_env(spec, train=False)
     if resumed:
         model = algo_class.load(checkpoint.model_path, env=env, device=device)
         model.set_random_seed(spec.seed + model.num_timesteps)
+    elif init_folder is not None:
+        model = load_pretrained(spec, algo_class, init_folder / "model.zip", env, device, verbose)
     else:
         model = build_model(spec, algo_class, env, device, verbose)
     # The algorithm's own log (losses, KL, module activity) as SB3 writes it, one file per start.
@@ -89,9 +112,12 @@ def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str
     model.set_logger(Logger(str(folder), [make_output_format("csv", str(folder), log_suffix=suffix)]))
     log = EvalLog(folder / "eval.csv")
     log.truncate_after(model.num_timesteps)
-    _write_config(folder / "config.json", spec, model.num_timesteps)
+    transfer = Transfer(spec, folder) if spec.env.transfer_envs else None
+    if transfer is not None:
+        transfer.log.truncate_after(model.num_timesteps)
+    _write_config(folder / "config.json", spec, model.num_timesteps, init_folder)
 
-    callback = EvalCheckpointCallback(eval_env, log, checkpoint, spec.env.eval_freq, spec.env.n_eval_episodes)
+    callback = EvalCheckpointCallback(eval_env, log, checkpoint, spec.env.eval_freq, spec.env.n_eval_episodes, transfer)
     model.learn(spec.env.n_timesteps - model.num_timesteps, callback=callback, reset_num_timesteps=False)
     model.save(folder / "model.zip")
     with open(folder / DONE_FILE, "w") as file:
@@ -99,7 +125,43 @@ def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str
     checkpoint.remove()
     env.close()
     eval_env.close()
-    return "resumed" if resumed else "trained"
+    if transfer is not None:
+        transfer.close()
+    if resumed:
+        return "resumed"
+    return "trained" if init_folder is None else "fine-tuned"
+
+
+def run_state(spec: RunSpec, root: Path) -> str:
+    """
+    :return: ``"done"``; ``"transfer"`` (finished, its transfer evaluation missing); ``"waiting"`` (not started,
+        the run it fine-tunes not finished); ``"started"`` (has a checkpoint); or ``"to do"``.
+    """
+    folder = spec.folder(root)
+    if (folder / DONE_FILE).exists():
+        if spec.env.transfer_envs and not Transfer(spec, folder).complete_at(_done_timesteps(folder)):
+            return "transfer"
+        return "done"
+    if Checkpoint(folder).exists():
+        return "started"
+    init_folder = spec.init_folder(root)
+    if init_folder is not None and not (init_folder / DONE_FILE).exists():
+        return "waiting"
+    return "to do"
+
+
+def load_pretrained(
+    spec: RunSpec, algo_class: type[BaseAlgorithm], path: Path, env: VecEnv, device: str, verbose: int
+) -> BaseAlgorithm:
+    """
+    :return: the model saved at ``path`` (weights, both optimizers' states, its ``policy_kwargs``) on ``env``, with
+        the run's other hyperparameters (harness keys and ``policy_kwargs`` aside) and seed, its step count reset to 0.
+    """
+    overrides = {key: value for key, value in spec.hyperparams.items() if key not in (*HARNESS_KEYS, "policy_kwargs")}
+    model = algo_class.load(path, env=env, device=device, verbose=verbose, **overrides)
+    model.num_timesteps = 0
+    model.set_random_seed(spec.seed)
+    return model
 
 
 def build_model(spec: RunSpec, algo_class: type[BaseAlgorithm], env: VecEnv, device: str, verbose: int) -> BaseAlgorithm:
@@ -110,7 +172,7 @@ def build_model(spec: RunSpec, algo_class: type[BaseAlgorithm], env: VecEnv, dev
     return algo_class(spec.variant.policy, env, seed=spec.seed, device=device, verbose=verbose, **kwargs)
 
 
-def make_env(spec: RunSpec, train: bool, normalize_stats: Path | None = None) -> VecEnv:
+def make_env(spec: RunSpec, train: bool, normalize_stats: Path | None = None, seed_offset: int = EVAL_SEED_OFFSET) -> VecEnv:
     """
     The run's vectorized env: ``n_envs`` Monitor-wrapped copies for training, ``n_eval_envs`` seeded apart for
     evaluation; frame stacking (observations flattened to a Box first) and ``VecNormalize`` when asked. The
@@ -119,17 +181,20 @@ def make_env(spec: RunSpec, train: bool, normalize_stats: Path | None = None) ->
     :param spec: The run.
     :param train: Training env (else evaluation env).
     :param normalize_stats: ``VecNormalize`` statistics to load (a checkpoint's), if any.
+    :param seed_offset: Added to the run's seed for an evaluation env.
     """
     hyperparams = spec.hyperparams
     frame_stack = hyperparams.get("frame_stack")
     wrappers = env_wrappers(hyperparams.get("env_wrapper"))
-    observation_space = wrap(gym.make(spec.env.env_id, **spec.env.env_kwargs), wrappers).observation_space
+    probe = gym.make(spec.env.env_id, **spec.env.env_kwargs)
+    wrappers = with_success_info(probe, wrappers)
+    observation_space = wrap(probe, wrappers).observation_space
     if frame_stack and not isinstance(observation_space, spaces.Box):
         wrappers = [*wrappers, (gym.wrappers.FlattenObservation, {})]
     env = make_vec_env(
         spec.env.env_id,
         n_envs=hyperparams.get("n_envs", 1) if train else spec.env.n_eval_envs,
-        seed=spec.seed if train else spec.seed + EVAL_SEED_OFFSET,
+        seed=spec.seed if train else spec.seed + seed_offset,
         env_kwargs=spec.env.env_kwargs,
         wrapper_class=partial(wrap, wrappers=wrappers) if wrappers else None,
     )
@@ -160,6 +225,24 @@ def env_wrappers(entry: Any) -> list[tuple[type[gym.Wrapper], dict[str, Any]]]:
         module, name = path.rsplit(".", 1)
         wrappers.append((getattr(importlib.import_module(module), name), dict(kwargs or {})))
     return wrappers
+
+
+Wrappers = list[tuple[type[gym.Wrapper], dict[str, Any]]]
+
+
+def with_success_info(env: gym.Env, wrappers: Wrappers) -> Wrappers:
+    """
+    :return: ``wrappers``, with :class:`~sb3_metarim.envs.minigrid.SuccessInfoWrapper` added (outermost) when
+        ``env`` is a MiniGrid/BabyAI env and it is not there: MiniGrid reports no ``is_success``, its success is a
+        positive reward at termination.
+    """
+    if not type(env.unwrapped).__module__.startswith("minigrid."):
+        return wrappers
+    from sb3_metarim.envs.minigrid import SuccessInfoWrapper
+
+    if any(issubclass(wrapper, SuccessInfoWrapper) for wrapper, _ in wrappers):
+        return wrappers
+    return [*wrappers, (SuccessInfoWrapper, {})]
 
 
 def wrap(env: gym.Env, wrappers: list[tuple[type[gym.Wrapper], dict[str, Any]]]) -> gym.Env:
@@ -208,10 +291,20 @@ class EvalCheckpointCallback(BaseCallback):
     :param checkpoint: Where checkpoints go.
     :param eval_freq: Steps between evaluations.
     :param n_eval_episodes: Episodes per evaluation.
+    :param transfer: Zero-shot transfer levels evaluated after each evaluation, before the checkpoint.
     """
 
-    def __init__(self, eval_env: VecEnv, log: "EvalLog", checkpoint: "Checkpoint", eval_freq: int, n_eval_episodes: int):
+    def __init__(
+        self,
+        eval_env: VecEnv,
+        log: "EvalLog",
+        checkpoint: "Checkpoint",
+        eval_freq: int,
+        n_eval_episodes: int,
+        transfer: "Transfer | None" = None,
+    ):
         super().__init__()
+        self.transfer = transfer
         self.eval_env = eval_env
         self.log = log
         self.checkpoint = checkpoint
@@ -243,6 +336,8 @@ class EvalCheckpointCallback(BaseCallback):
         row = evaluate(self.model, self.eval_env, self.n_eval_episodes)
         elapsed = self.elapsed_before + time.perf_counter() - self.started
         self.log.append({"timesteps": self.model.num_timesteps, **row, "time_s": round(elapsed, 2)})
+        if self.transfer is not None:
+            self.transfer.evaluate(self.model)
         self.checkpoint.save(self.model)
 
 
@@ -251,10 +346,12 @@ class EvalLog:
     ``eval.csv``: one row per evaluation, appended and flushed to disk at once.
 
     :param path: The CSV file.
+    :param columns: Its columns (``timesteps`` among them).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, columns: tuple[str, ...] = EVAL_COLUMNS) -> None:
         self.path = path
+        self.columns = columns
 
     def rows(self) -> list[dict[str, str]]:
         if not self.path.exists():
@@ -269,7 +366,7 @@ class EvalLog:
     def append(self, row: dict[str, Any]) -> None:
         new = not self.path.exists()
         with open(self.path, "a", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=EVAL_COLUMNS)
+            writer = csv.DictWriter(file, fieldnames=self.columns)
             if new:
                 writer.writeheader()
             writer.writerow(row)
@@ -284,10 +381,70 @@ class EvalLog:
             return
         temporary = self.path.with_suffix(".tmp")
         with open(temporary, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=EVAL_COLUMNS)
+            writer = csv.DictWriter(file, fieldnames=self.columns)
             writer.writeheader()
             writer.writerows(kept)
         os.replace(temporary, self.path)
+
+
+class Transfer:
+    """
+    A run's zero-shot transfer evaluation (``transfer_envs``): the model evaluated without training on each level,
+    ``transfer_episodes`` deterministic episodes on ``n_eval_envs`` envs seeded apart (:data:`TRANSFER_SEED_OFFSET`),
+    one ``transfer.csv`` row per level and evaluation. The envs are built when first needed.
+
+    :param spec: The run.
+    :param folder: The run's folder.
+    """
+
+    def __init__(self, spec: RunSpec, folder: Path) -> None:
+        self.spec = spec
+        self.log = EvalLog(folder / TRANSFER_FILE, TRANSFER_COLUMNS)
+        self.envs: dict[str, VecEnv] = {}
+
+    def level_spec(self, level: str) -> RunSpec:
+        """:return: the run with its env replaced by the level's env (same hyperparameters and wrappers)."""
+        entry = self.spec.env.transfer_envs[level]
+        env = replace(self.spec.env, env_id=entry["env_id"], env_kwargs=entry["env_kwargs"], transfer_envs={})
+        return replace(self.spec, env=env)
+
+    def evaluate(self, model: BaseAlgorithm) -> None:
+        """Evaluate ``model`` on every level and append the rows at its step count."""
+        for level, entry in self.spec.env.transfer_envs.items():
+            if level not in self.envs:
+                self.envs[level] = make_env(self.level_spec(level), train=False, seed_offset=TRANSFER_SEED_OFFSET)
+            row = evaluate(model, self.envs[level], self.spec.env.transfer_episodes)
+            self.log.append({"timesteps": model.num_timesteps, "level": level, "env_id": entry["env_id"], **row})
+
+    def complete_at(self, timesteps: int) -> bool:
+        """:return: whether every level has a row at ``timesteps``."""
+        done = {row["level"] for row in self.log.rows() if int(row["timesteps"]) == timesteps}
+        return done >= set(self.spec.env.transfer_envs)
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            env.close()
+
+
+def _done_timesteps(folder: Path) -> int:
+    return int(json.loads((folder / DONE_FILE).read_text())["timesteps"])
+
+
+def _transfer_finished_run(spec: RunSpec, folder: Path, device: str) -> None:
+    """Evaluate the transfer of a run finished without it (``transfer_envs`` added later), from its ``model.zip``."""
+    if spec.hyperparams.get("normalize", False):
+        raise ValueError(
+            f"{spec.describe()}: transfer_envs added after the run finished, with normalize: its VecNormalize "
+            "statistics are gone; rerun it"
+        )
+    timesteps = _done_timesteps(folder)
+    transfer = Transfer(spec, folder)
+    transfer.log.truncate_after(timesteps - 1)  # a partial evaluation at the last step
+    model = _algorithm_class(spec.variant.algo).load(folder / "model.zip", device=device)
+    if model.num_timesteps != timesteps:
+        raise ValueError(f"{folder}: model.zip is at {model.num_timesteps} steps, done.json says {timesteps}")
+    transfer.evaluate(model)
+    transfer.close()
 
 
 class Checkpoint:
@@ -335,7 +492,7 @@ def _algorithm_class(algo: str) -> type[BaseAlgorithm]:
     return ALGORITHMS[algo]
 
 
-def _write_config(path: Path, spec: RunSpec, start_timesteps: int) -> None:
+def _write_config(path: Path, spec: RunSpec, start_timesteps: int, init_folder: Path | None = None) -> None:
     previous = json.loads(path.read_text()) if path.exists() else {}
     starts = [*previous.get("starts", []), {"timesteps": start_timesteps, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}]
     config = {
@@ -349,6 +506,8 @@ def _write_config(path: Path, spec: RunSpec, start_timesteps: int) -> None:
         "eval_freq": spec.env.eval_freq,
         "n_eval_episodes": spec.env.n_eval_episodes,
         "hyperparams": spec.hyperparams,
+        "transfer_envs": spec.env.transfer_envs,
+        "init_from": None if init_folder is None else str(init_folder),
         "starts": starts,
         **environment_facts(),
     }

@@ -20,6 +20,21 @@ A benchmark suite: environments x variants x seeds, read from a yaml file.
       metarim_ppo: {algo: metarim_ppo, policy: MlpPolicy}
       ppo_lstm: {algo: ppo_lstm, policy: MlpLstmPolicy, hyperparams: {policy_kwargs: {lstm_hidden_size: 192}}}
 
+Two keys chain runs and test them off their training env:
+
+- ``transfer_envs`` (env entry): zero-shot transfer. ``{level: {env_id: ..., env_kwargs: {...}}}``, e.g. ``easy``,
+  ``medium``, ``difficult`` versions of the trained env; at each evaluation (and so at the end) the model is also
+  evaluated, without training, ``transfer_episodes`` deterministic episodes (default ``n_eval_episodes``) on each
+  level, on ``n_eval_envs`` envs seeded apart, into the run's ``transfer.csv``. A run is finished when that is
+  written at its last step too; a run finished before the key was added gets it from its ``model.zip`` on the
+  next ``run``.
+- ``init_from`` (variant): fine-tuning (a curriculum). The folder, relative to the results root, of a run whose
+  ``model.zip`` this variant starts from, ``{seed}`` standing for the run's seed, e.g.
+  ``paper/BabyAI-GoToLocal-v0/metarim_ppo/seed{seed}``. The model is loaded with its weights and both optimizers'
+  states (its architecture, ``policy_kwargs``, is the pretrained run's) and trained with this run's other
+  hyperparameters for ``n_timesteps`` more steps, counted from 0. Until that run is finished this one waits:
+  ``run`` skips it, saying so, and ``list`` shows it as waiting.
+
 Hyperparameters merge in the order suite, env, variant (``policy_kwargs`` key by key). The harness consumes
 ``n_envs``, ``normalize`` (``VecNormalize``), ``frame_stack`` (``VecFrameStack``) and ``env_wrapper`` (gymnasium
 wrappers around each env, outside its ``Monitor``, as rl-zoo3's key: a class path or a list of class paths or
@@ -39,9 +54,10 @@ HARNESS_KEYS = ("n_envs", "normalize", "frame_stack", "env_wrapper")
 SUITE_KEYS = ("suite", "seeds", "imports", "hyperparams", "envs", "variants")
 ENV_KEYS = (
     *("n_timesteps", "eval_freq", "n_eval_episodes", "n_eval_envs"),
-    *("env_kwargs", "score_range", "threshold", "hyperparams"),
+    *("env_kwargs", "score_range", "threshold", "hyperparams", "transfer_envs", "transfer_episodes"),
 )
-VARIANT_KEYS = ("algo", "policy", "hyperparams")
+VARIANT_KEYS = ("algo", "policy", "hyperparams", "init_from")
+TRANSFER_LEVEL_KEYS = ("env_id", "env_kwargs")
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,8 @@ class EnvSpec:
     :param n_eval_envs: Parallel evaluation envs (seeded apart from the training envs).
     :param env_kwargs: Keyword arguments of ``gymnasium.make``.
     :param hyperparams: Hyperparameters of this env's runs (over the suite's).
+    :param transfer_envs: Zero-shot transfer levels: name -> ``{"env_id": ..., "env_kwargs": {...}}``.
+    :param transfer_episodes: Deterministic episodes per transfer level and evaluation.
     """
 
     env_id: str
@@ -69,6 +87,8 @@ class EnvSpec:
     n_eval_envs: int = 4
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     hyperparams: dict[str, Any] = field(default_factory=dict)
+    transfer_envs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transfer_episodes: int = 20
 
     @property
     def folder_name(self) -> str:
@@ -90,12 +110,15 @@ class VariantSpec:
     :param algo: Key of :data:`sb3_metarim.benchmark.runner.ALGORITHMS`.
     :param policy: Policy name or class path.
     :param hyperparams: Hyperparameters of this variant (over the suite's and the env's).
+    :param init_from: Folder (relative to the results root, ``{seed}`` for the seed) of the finished run whose
+        ``model.zip`` this variant fine-tunes; ``None``: trained from scratch.
     """
 
     name: str
     algo: str
     policy: str = "MlpPolicy"
     hyperparams: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +144,12 @@ class RunSpec:
     def hyperparams(self) -> dict[str, Any]:
         """The merged hyperparameters: suite, then env, then variant; ``policy_kwargs`` merged key by key."""
         return merge_hyperparams(self.base_hyperparams, self.env.hyperparams, self.variant.hyperparams)
+
+    def init_folder(self, root: Path) -> Path | None:
+        """:return: the folder of the run this one fine-tunes (``variant.init_from``), or ``None``."""
+        if self.variant.init_from is None:
+            return None
+        return Path(root) / self.variant.init_from.format(seed=self.seed)
 
     def describe(self) -> str:
         return f"{self.env.env_id} / {self.variant.name} / seed {self.seed}"
@@ -251,9 +280,11 @@ def suite_from_dict(data: dict[str, Any], where: str = "suite") -> SuiteSpec:
 
 def _env_spec(env_id: str, entry: dict[str, Any], where: str) -> EnvSpec:
     _check_keys(where, entry, ENV_KEYS, required=("n_timesteps", "eval_freq", "score_range", "threshold"))
-    for name in ("n_timesteps", "eval_freq", "n_eval_episodes", "n_eval_envs"):
+    for name in ("n_timesteps", "eval_freq", "n_eval_episodes", "n_eval_envs", "transfer_episodes"):
         if name in entry and (not isinstance(entry[name], (int, float)) or entry[name] < 1):
             raise ValueError(f"{where}: {name}={entry[name]!r}: must be a number >= 1")
+    if "transfer_episodes" in entry and "transfer_envs" not in entry:
+        raise ValueError(f"{where}: transfer_episodes without transfer_envs")
     low, high = entry["score_range"]
     if not low < high:
         raise ValueError(f"{where}: score_range={entry['score_range']!r}: must be [random return, optimal return], low < high")
@@ -267,13 +298,41 @@ def _env_spec(env_id: str, entry: dict[str, Any], where: str) -> EnvSpec:
         n_eval_envs=int(entry.get("n_eval_envs", 4)),
         env_kwargs=dict(entry.get("env_kwargs") or {}),
         hyperparams=dict(entry.get("hyperparams") or {}),
+        transfer_envs=_transfer_envs(entry.get("transfer_envs"), f"{where}.transfer_envs"),
+        transfer_episodes=int(entry.get("transfer_episodes", entry.get("n_eval_episodes", 20))),
     )
+
+
+def _transfer_envs(entry: Any, where: str) -> dict[str, dict[str, Any]]:
+    if entry is None:
+        return {}
+    if not isinstance(entry, dict) or not entry:
+        raise ValueError(f"{where}: must be a non-empty mapping of level name -> {{env_id: ..., env_kwargs: {{...}}}}")
+    levels = {}
+    for level, spec in entry.items():
+        _check_keys(f"{where}.{level}", spec, TRANSFER_LEVEL_KEYS, required=("env_id",))
+        levels[str(level)] = {"env_id": str(spec["env_id"]), "env_kwargs": dict(spec.get("env_kwargs") or {})}
+    return levels
 
 
 def _variant_spec(name: str, entry: dict[str, Any], where: str) -> VariantSpec:
     _check_keys(where, entry, VARIANT_KEYS, required=("algo",))
     hyperparams = dict(entry.get("hyperparams") or {})
-    return VariantSpec(name=name, algo=entry["algo"], policy=entry.get("policy", "MlpPolicy"), hyperparams=hyperparams)
+    init_from = entry.get("init_from")
+    if init_from is not None:
+        try:
+            str(init_from).format(seed=0)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"{where}: init_from={init_from!r}: only {{seed}} may be substituted ({error!r})") from error
+        if hyperparams.get("normalize"):
+            raise ValueError(f"{where}: init_from with normalize: a finished run keeps no VecNormalize statistics")
+    return VariantSpec(
+        name=name,
+        algo=entry["algo"],
+        policy=entry.get("policy", "MlpPolicy"),
+        hyperparams=hyperparams,
+        init_from=None if init_from is None else str(init_from),
+    )
 
 
 def _check_keys(where: str, entry: dict[str, Any], allowed: tuple[str, ...], required: tuple[str, ...]) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "MiniGridFeaturesExtractor",
     "MissionEncoder",
     "MissionTokenWrapper",
+    "SuccessInfoWrapper",
     "require_key",
     "tokenize_mission",
 ]
@@ -143,6 +144,23 @@ class GridIdsWrapper(gym.ObservationWrapper):
                 "GridIdsWrapper needs the grid of ids, not pixels"
             )
         return observation
+
+
+class SuccessInfoWrapper(gym.Wrapper):
+    """
+    Reports MiniGrid's success the way SB3 reads it: ``info["is_success"]`` at the end of each episode, true when the
+    episode terminated (not truncated at ``max_steps``) with a positive reward. MiniGrid gives ``1 - 0.9 * steps /
+    max_steps`` for reaching the goal or completing the BabyAI mission, and 0 (lava, a wrong BabyAI action) or -1
+    (Dynamic-Obstacles' collision) for a failed end. An ``is_success`` already in ``info`` is kept.
+
+    :param env: A MiniGrid or BabyAI env (any wrapper of one).
+    """
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        if (terminated or truncated) and "is_success" not in info:
+            info = {**info, "is_success": bool(terminated and reward > 0)}
+        return observation, reward, terminated, truncated, info
 
 
 def __getattr__(name: str) -> Any:
