@@ -1,0 +1,69 @@
+"""sb3_metarim.analysis: which RIM modules are active against what is in view, on a tiny untrained model."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.env_util import make_vec_env
+
+from sb3_metarim import MetaRIMPPO
+from sb3_metarim.analysis import activation_rates, module_activity, plot_activity_heatmaps, reading, view_features
+from sb3_metarim.envs.minigrid import GridIdsWrapper, MissionTokenWrapper, tokenize_mission
+from sb3_metarim.torch_layers import MiniGridFeaturesExtractor
+
+ENV_ID = "BabyAI-GoToLocalS5N2-v0"
+EXTRACTOR = dict(
+    features_extractor_class=MiniGridFeaturesExtractor,
+    features_extractor_kwargs=dict(image_features_dim=8, word_embedding_dim=4, mission_features_dim=8),
+)
+
+
+def wrapped(env: gym.Env) -> gym.Env:
+    return GridIdsWrapper(MissionTokenWrapper(env))
+
+
+def test_view_features_decode_the_grid_and_the_mission():
+    image = np.zeros((7, 7, 3), dtype=np.uint8)  # all unseen
+    image[0, :, 0] = 2  # a row of (grey) walls
+    image[0, :, 1] = 5
+    image[3, 3] = (6, 0, 0)  # a red ball
+    image[4, 4] = (6, 2, 0)  # a blue ball
+    image[5, 5] = (5, 0, 0)  # a red key
+    image[6, 6] = (1, 0, 0)  # empty
+    features = view_features({"image": image, "mission": tokenize_mission("go to the red key")})
+    assert {k: v for k, v in features.items() if k.startswith("obj_")} == {"obj_wall": 7, "obj_ball": 2, "obj_key": 1}
+    assert {k: v for k, v in features.items() if k.startswith("colour_")} == {"colour_red": 2, "colour_blue": 1}
+    assert {k for k in features if k.startswith("word_")} == {"word_go", "word_to", "word_the", "word_red", "word_key"}
+    assert features["mission"] == "go to the red key" and features["target_in_view"] == 1
+    assert view_features({"image": image, "mission": tokenize_mission("go to the blue key")})["target_in_view"] == 0
+    assert view_features({"image": image, "mission": tokenize_mission("go to a ball")})["target_in_view"] == 1
+
+
+def test_module_activity_on_a_tiny_model(tmp_path):
+    core = dict(num_units=3, top_k=2, unit_size=4, input_key_size=4, input_value_size=4, comm_key_size=4, comm_value_size=4)
+    venv = make_vec_env(ENV_ID, n_envs=1, seed=0, wrapper_class=wrapped)
+    model = MetaRIMPPO("MultiInputPolicy", venv, n_steps=8, batch_size=8, seed=0, policy_kwargs=EXTRACTOR | core)
+    frame = module_activity(model, wrapped(gym.make(ENV_ID)), n_episodes=2)
+    assert frame["episode"].unique().tolist() == [0, 1]
+    assert (frame.groupby("episode")["step"].apply(lambda s: s.tolist() == list(range(len(s))))).all()
+    units = ["unit_0", "unit_1", "unit_2"]
+    assert (frame[units].sum(axis=1) == 2).all()  # top_k of num_units active at every step
+    assert frame["word_go"].eq(1).all() and frame["obj_wall"].ge(0).all() and frame["target_in_view"].isin([0, 1]).all()
+    rates = activation_rates(frame, "object")
+    assert list(rates.columns) == [*units, "steps"] and rates.index[-1] == "all steps"
+    assert rates.loc["all steps", "steps"] == len(frame) and rates[units].to_numpy().max() <= 1
+    assert rates.loc["all steps", units].sum() == pytest.approx(2)
+    paths = plot_activity_heatmaps(frame, tmp_path, min_steps=1)
+    assert [path.name for path in paths] == [
+        "modules_by_object.png",
+        "modules_by_colour.png",
+        "modules_by_word.png",
+        "modules_over_episode.png",
+    ]
+    assert all(path.stat().st_size > 0 for path in paths)
+    text = reading(frame, min_steps=1)
+    assert text.count("\n| ") == 1 + 3  # the separator and one row per module
+
+    lstm = RecurrentPPO("MultiInputLstmPolicy", venv, n_steps=8, batch_size=8, policy_kwargs=EXTRACTOR)
+    with pytest.raises(ValueError, match="not a RIM"):
+        module_activity(lstm, wrapped(gym.make(ENV_ID)), n_episodes=1)
