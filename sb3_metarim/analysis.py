@@ -142,6 +142,18 @@ def activation_rates(frame: pd.DataFrame, kind: str, min_steps: int = 1) -> pd.D
     return table
 
 
+def rates_markdown(table: pd.DataFrame) -> str:
+    """:return: :func:`activation_rates`'s table as a markdown table (rates to two decimals)."""
+    units = [column for column in table.columns if column != "steps"]
+    lines = [
+        "| feature | steps | " + " | ".join(unit.removeprefix(UNIT_PREFIX) for unit in units) + " |",
+        "|---|---|" + "---|" * len(units),
+    ]
+    for name, row in table.iterrows():
+        lines.append(f"| {name} | {int(row['steps'])} | " + " | ".join(f"{row[unit]:.2f}" for unit in units) + " |")
+    return "\n".join(lines)
+
+
 def plot_activity_heatmaps(frame: pd.DataFrame, folder: str | Path, min_steps: int = 5) -> list[Path]:
     """
     Write ``modules_by_object.png``, ``modules_by_colour.png``, ``modules_by_word.png`` (module x feature: the mean

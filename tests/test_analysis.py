@@ -1,5 +1,9 @@
 """sb3_metarim.analysis: which RIM modules are active against what is in view, on a tiny untrained model."""
 
+import json
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -67,3 +71,30 @@ def test_module_activity_on_a_tiny_model(tmp_path):
     lstm = RecurrentPPO("MultiInputLstmPolicy", venv, n_steps=8, batch_size=8, policy_kwargs=EXTRACTOR)
     with pytest.raises(ValueError, match="not a RIM"):
         module_activity(lstm, wrapped(gym.make(ENV_ID)), n_episodes=1)
+
+
+def test_the_script_analyses_a_harness_run_folder(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from module_analysis import main
+
+    core = dict(num_units=2, top_k=1, unit_size=4, input_key_size=4, input_value_size=4, comm_key_size=4, comm_value_size=4)
+    venv = make_vec_env(ENV_ID, n_envs=1, seed=0, wrapper_class=wrapped)
+    run = tmp_path / "run"
+    MetaRIMPPO("MultiInputPolicy", venv, n_steps=8, batch_size=8, seed=0, policy_kwargs=EXTRACTOR | core).save(
+        run / "model.zip"
+    )
+    wrappers = ["sb3_metarim.envs.minigrid.MissionTokenWrapper", "sb3_metarim.envs.minigrid.GridIdsWrapper"]
+    config = {"env_id": ENV_ID, "env_kwargs": {}, "variant": "metarim_ppo", "algo": "metarim_ppo", "seed": 0}
+    (run / "config.json").write_text(json.dumps(config | {"hyperparams": {"env_wrapper": wrappers}}))
+    out = main([str(run), "--episodes", "2", "--min-steps", "1", "--env-id", "BabyAI-GoToLocalS6N2-v0"])
+    assert out == run / "analysis"
+    assert {path.name for path in out.iterdir()} == {
+        *("activity.csv", "analysis.md", "modules_over_episode.png"),
+        *(f"modules_by_{kind}.png" for kind in ("object", "colour", "word")),
+    }
+    text = (out / "analysis.md").read_text()
+    assert (
+        "on BabyAI-GoToLocalS6N2-v0" in text
+        and "| all steps |" in text
+        and "Command: `python scripts/module_analysis.py" in text
+    )
