@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sb3_metarim.benchmark import aggregate, runner
+from sb3_metarim.benchmark import aggregate, runner, stats
 from sb3_metarim.benchmark.cli import main
 from sb3_metarim.benchmark.runner import ALGORITHMS, DONE_FILE, EVAL_COLUMNS, env_wrappers
 from sb3_metarim.benchmark.spec import load_suite, parse_shard, shard, suite_from_dict
@@ -219,7 +219,7 @@ def test_aggregate_matches_a_hand_computed_case(tmp_path):
 
 
 def test_iqm_interval_of_constant_values_is_exact():
-    assert aggregate.iqm_interval(np.full(5, 0.7)) == pytest.approx((0.7, 0.7, 0.7))
+    assert stats.iqm_interval(np.full(5, 0.7)) == pytest.approx((0.7, 0.7, 0.7))
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ interquartile mean (IQM) of each, with a 95% bootstrap confidence interval. Over
 scores and AUCs with stratified-bootstrap CIs and performance profiles. Only finished runs count.
 """
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,8 @@ from rliable import metrics, plot_utils
 
 from sb3_metarim.benchmark.runner import DONE_FILE, environment_facts
 from sb3_metarim.benchmark.spec import EnvSpec, SuiteSpec
-
-CONFIDENCE = 0.95
-BOOTSTRAP_REPS = 2000
+from sb3_metarim.benchmark.stats import BOOTSTRAP_REPS, ci_text, interval, iqm_interval, mean_interval
+from sb3_metarim.benchmark.transfer import append_report
 
 
 def load_results(suite: SuiteSpec, root: Path) -> pd.DataFrame:
@@ -104,41 +102,17 @@ def per_run_table(suite: SuiteSpec, results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def iqm_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """:return: the IQM of ``values`` (one task's runs) and its 95% bootstrap CI."""
-    return _interval(values[:, None], metrics.aggregate_iqm, seed)
-
-
-def mean_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """:return: the mean of ``values`` and its 95% bootstrap CI."""
-    return _interval(values[:, None], metrics.aggregate_mean, seed)
-
-
-def _interval(matrix: np.ndarray, aggregate: Any, seed: int) -> tuple[float, float, float]:
-    with warnings.catch_warnings():
-        # rliable seeds arch's bootstrap with a RandomState, which arch 7 deprecates.
-        warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)
-        point, interval = rly.get_interval_estimates(
-            {"x": matrix},
-            lambda scores: np.array([aggregate(scores)]),
-            reps=BOOTSTRAP_REPS,
-            confidence_interval_size=CONFIDENCE,
-            random_state=np.random.RandomState(seed),
-        )
-    return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
-
-
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     """:return: per env and variant: runs, IQM final return, IQM normalized AUC, mean frames to threshold, with CIs."""
     rows = []
     for (env_id, variant), group in runs.groupby(["env_id", "variant"], sort=False):
         row: dict[str, Any] = {"env_id": env_id, "variant": variant, "runs": len(group)}
-        for metric, interval in (
+        for metric, estimate in (
             ("final_return", iqm_interval),
             ("auc", iqm_interval),
             ("frames_to_threshold", mean_interval),
         ):
-            row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = interval(group[metric].to_numpy(dtype=float))
+            row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = estimate(group[metric].to_numpy(dtype=float))
         row["reached"] = int(group["reached"].sum())
         row["collapses"] = int(group["collapsed"].sum())
         rows.append(row)
@@ -197,7 +171,7 @@ def suite_aggregates(suite: SuiteSpec, runs: pd.DataFrame) -> tuple[pd.DataFrame
             matrix = complete.pivot(index="seed", columns="env_id", values=metric)[env_ids].to_numpy(dtype=float)
             if metric == "final_score":
                 finals[variant] = matrix
-            iqm, low, high = _interval(matrix, metrics.aggregate_iqm, 0)
+            iqm, low, high = interval(matrix, metrics.aggregate_iqm)
             rows.append({"variant": variant, "metric": metric, "iqm": iqm, "low": low, "high": high, "seeds": len(matrix)})
     return pd.DataFrame(rows), finals
 
@@ -208,22 +182,31 @@ def variant_colors(suite: SuiteSpec) -> dict[str, Any]:
     return {variant.name: palette[i % len(palette)] for i, variant in enumerate(suite.variants)}
 
 
-def plot_curves(suite: SuiteSpec, results: pd.DataFrame, path: Path) -> None:
-    """Per env: the IQM over seeds of the evaluation return against steps, with a 95% bootstrap band."""
+CURVE_LABELS = {"return_mean": "evaluation return", "success_rate": "evaluation success rate"}
+
+
+def plot_curves(suite: SuiteSpec, results: pd.DataFrame, path: Path, value: str = "return_mean") -> None:
+    """
+    Per env: the IQM over seeds of ``value`` against steps, with a 95% bootstrap band.
+
+    :param value: ``"return_mean"`` or ``"success_rate"`` (envs without a success rate are left out).
+    """
     colors = variant_colors(suite)
+    results = results.dropna(subset=[value])
     envs = [env for env in suite.envs if env.env_id in set(results["env_id"])]
     columns = min(3, max(len(envs), 1))
     rows = (len(envs) + columns - 1) // columns
     fig, axes = plt.subplots(max(rows, 1), columns, figsize=(5 * columns, 3.6 * max(rows, 1)), squeeze=False)
     for ax, env in zip(axes.flat, envs, strict=False):
         for variant, group in results[results["env_id"] == env.env_id].groupby("variant", sort=False):
-            table = group.pivot_table(index="seed", columns="timesteps", values="return_mean").dropna(axis=1)
+            table = group.pivot_table(index="seed", columns="timesteps", values=value).dropna(axis=1)
             points = [iqm_interval(table[column].to_numpy()) for column in table.columns]
             iqm, low, high = (np.array(values) for values in zip(*points, strict=True))
             ax.plot(table.columns, iqm, color=colors[variant], label=f"{variant} ({len(table)} seeds)")
             ax.fill_between(table.columns, low, high, color=colors[variant], alpha=0.2)
-        ax.axhline(env.threshold, color="grey", linestyle=":", linewidth=1)
-        ax.set(title=env.env_id, xlabel="environment steps", ylabel="evaluation return (IQM, 95% CI)")
+        if value == "return_mean":
+            ax.axhline(env.threshold, color="grey", linestyle=":", linewidth=1)
+        ax.set(title=env.env_id, xlabel="environment steps", ylabel=f"{CURVE_LABELS[value]} (IQM, 95% CI)")
     for ax in list(axes.flat)[len(envs) :]:
         ax.axis("off")
     for ax in list(axes.flat)[: len(envs)]:
@@ -251,7 +234,8 @@ def aggregate_suite(
     suite: SuiteSpec, root: Path, command: str, candidate: str = "metarim_ppo", baseline: str = "ppo_lstm"
 ) -> Path:
     """
-    Write ``runs.csv``, ``summary.csv``, ``summary.md``, ``curves.png`` and ``profile.png`` to ``root/<suite>/``.
+    Write ``runs.csv``, ``summary.csv``, ``summary.md``, ``curves.png``, ``success.png`` (where an env
+    reports success) and ``profile.png`` to ``root/<suite>/``.
 
     :param suite: The suite.
     :param root: The results folder.
@@ -270,15 +254,18 @@ def aggregate_suite(
     runs.to_csv(folder / "runs.csv", index=False)
     summary.to_csv(folder / "summary.csv", index=False)
     plot_curves(suite, results, folder / "curves.png")
+    with_success = bool(results["success_rate"].notna().any())
+    if with_success:
+        plot_curves(suite, results, folder / "success.png", value="success_rate")
     aggregates, finals = suite_aggregates(suite, runs)
     if finals:
         plot_profiles(finals, variant_colors(suite), folder / "profile.png")
     report = folder / "summary.md"
     report.write_text(
-        _markdown(suite, summary, verdicts(summary, candidate, baseline), aggregates, command, candidate, baseline)
+        _markdown(
+            suite, summary, verdicts(summary, candidate, baseline), aggregates, command, candidate, baseline, with_success
+        )
     )
-    from sb3_metarim.benchmark.transfer import append_report  # imports this module
-
     append_report(suite, root, report)
     return report
 
@@ -291,6 +278,7 @@ def _markdown(
     command: str,
     candidate: str,
     baseline: str,
+    with_success: bool,
 ) -> str:
     facts = environment_facts()
     versions = ", ".join(f"{name} {version}" for name, version in facts["versions"].items())
@@ -338,7 +326,7 @@ def _markdown(
             "| variant | metric | seeds | IQM |",
             "|---|---|---|---|",
             *(
-                f"| {row.variant} | {row.metric} | {row.seeds} | {_ci(row.iqm, row.low, row.high)} |"
+                f"| {row.variant} | {row.metric} | {row.seeds} | {ci_text(row.iqm, row.low, row.high)} |"
                 for row in aggregates.itertuples()
             ),
             "",
@@ -347,6 +335,7 @@ def _markdown(
     lines += [
         "",
         "![learning curves](curves.png)",
+        *(["", "![success rate](success.png)"] if with_success else []),
         "",
         f"Command: `{command}` · commit {facts['commit']} · {versions} · {facts['machine']}",
         "",
@@ -355,11 +344,7 @@ def _markdown(
 
 
 def _metric_ci(row: dict[str, Any], metric: str, fmt: str = ".3f") -> str:
-    return _ci(row[metric], row[f"{metric}_low"], row[f"{metric}_high"], fmt)
-
-
-def _ci(point: float, low: float, high: float, fmt: str = ".3f") -> str:
-    return f"{point:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+    return ci_text(row[metric], row[f"{metric}_low"], row[f"{metric}_high"], fmt)
 
 
 def _yes(value: str) -> str:

@@ -3,7 +3,7 @@ Zero-shot transfer (an env's ``transfer_envs``): the table of the finished runs'
 
 Per run the last evaluation (the trained model) on each level: its mean return and success rate over
 ``transfer_episodes`` deterministic episodes. Per training env, variant and level: the IQM over seeds of each, with a
-95% bootstrap CI, as :mod:`sb3_metarim.benchmark.aggregate` computes them. :func:`append_report` writes
+95% bootstrap CI, as :mod:`sb3_metarim.benchmark.stats` computes them. :func:`append_report` writes
 ``transfer.csv`` (the table) to the suite's folder and appends the table to its markdown report.
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from sb3_metarim.benchmark.aggregate import iqm_interval
 from sb3_metarim.benchmark.runner import DONE_FILE, TRANSFER_FILE
 from sb3_metarim.benchmark.spec import SuiteSpec
+from sb3_metarim.benchmark.stats import ci_text, iqm_interval
 
 TABLE_COLUMNS = (
     *("env_id", "variant", "level", "level_env_id", "runs", "timesteps"),
@@ -90,8 +90,8 @@ def markdown(table: pd.DataFrame) -> list[str]:
             "|---|---|---|---|---|---|",
         ]
         for row in group.to_dict("records"):
-            success = "n/a" if pd.isna(row["success"]) else _ci(row["success"], row["success_low"], row["success_high"])
-            return_ci = _ci(row["return"], row["return_low"], row["return_high"])
+            success = "n/a" if pd.isna(row["success"]) else ci_text(row["success"], row["success_low"], row["success_high"])
+            return_ci = ci_text(row["return"], row["return_low"], row["return_high"])
             cells = [row["variant"], row["level"], row["level_env_id"], row["runs"], return_ci, success]
             lines.append("| " + " | ".join(map(str, cells)) + " |")
     return lines
@@ -111,7 +111,3 @@ def append_report(suite: SuiteSpec, root: Path, report: Path) -> pd.DataFrame:
     with open(report, "a") as file:
         file.write("\n".join([*markdown(table), ""]))
     return table
-
-
-def _ci(point: float, low: float, high: float) -> str:
-    return f"{point:.3f} [{low:.3f}, {high:.3f}]"

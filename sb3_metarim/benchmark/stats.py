@@ -1,0 +1,46 @@
+"""Point estimates with 95% bootstrap confidence intervals (rliable), shared by the aggregate and transfer tables."""
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+from rliable import library as rly
+from rliable import metrics
+
+CONFIDENCE = 0.95
+BOOTSTRAP_REPS = 2000
+
+
+def iqm_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """:return: the IQM of ``values`` (one task's runs) and its 95% bootstrap CI."""
+    return interval(values[:, None], metrics.aggregate_iqm, seed)
+
+
+def mean_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """:return: the mean of ``values`` and its 95% bootstrap CI."""
+    return interval(values[:, None], metrics.aggregate_mean, seed)
+
+
+def interval(matrix: np.ndarray, aggregate: Callable[[np.ndarray], float], seed: int = 0) -> tuple[float, float, float]:
+    """
+    :param matrix: (runs x tasks) scores; with several tasks rliable's bootstrap is stratified by task.
+    :param aggregate: e.g. ``rliable.metrics.aggregate_iqm``.
+    :param seed: Seed of the bootstrap.
+    :return: the point estimate and its 95% bootstrap CI.
+    """
+    with warnings.catch_warnings():
+        # rliable seeds arch's bootstrap with a RandomState, which arch 7 deprecates.
+        warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)
+        point, bounds = rly.get_interval_estimates(
+            {"x": matrix},
+            lambda scores: np.array([aggregate(scores)]),
+            reps=BOOTSTRAP_REPS,
+            confidence_interval_size=CONFIDENCE,
+            random_state=np.random.RandomState(seed),
+        )
+    return float(point["x"][0]), float(bounds["x"][0, 0]), float(bounds["x"][1, 0])
+
+
+def ci_text(point: float, low: float, high: float, fmt: str = ".3f") -> str:
+    """:return: ``"point [low, high]"`` for the markdown tables."""
+    return f"{point:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
