@@ -18,12 +18,14 @@ from stable_baselines3.common.utils import FloatSchedule, explained_variance, up
 from torch import nn
 
 from sb3_metarim.buffers import SpanSamplingDictRolloutBuffer, SpanSamplingRolloutBuffer
+from sb3_metarim.cores import RIM_SLOW_PARAMETERS, default_slow_parameters
 from sb3_metarim.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RIMActorCriticPolicy
 from sb3_metarim.rim import RIM, ModuleActivity, active_steps
 
 SelfMetaRIMPPO = TypeVar("SelfMetaRIMPPO", bound="MetaRIMPPO")
 
-DEFAULT_SLOW_PARAMETERS = ("input_attention", "communication_attention")
+# The RIM's default slow set (each core's: sb3_metarim.cores.default_slow_parameters).
+DEFAULT_SLOW_PARAMETERS = RIM_SLOW_PARAMETERS
 SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
 
@@ -83,8 +85,10 @@ class MetaRIMPPO(RecurrentPPO):
     :param slow_n_epochs: Epochs of each slow phase.
     :param slow_learning_rate: Learning rate of the slow set, float or schedule.
     :param slow_parameters: Regular expressions (``re.search``) over ``policy.named_parameters()``
-        names selecting the slow set. The default selects the RIM's attention weights; for the
-        meta-LSTM ablation use e.g. ``("value_net", "lstm_critic")``.
+        names selecting the slow set. ``None`` (default): the core's default slow set
+        (:func:`sb3_metarim.cores.default_slow_parameters`): the RIM's attention weights
+        (:data:`DEFAULT_SLOW_PARAMETERS`), an LSTM core's value function (``("value_net", "lstm_critic")``, the
+        paper's meta-LSTM split), MetODS's plasticity parameters.
     :param _init_setup_model: Whether to build the network at creation.
     """
 
@@ -124,7 +128,7 @@ class MetaRIMPPO(RecurrentPPO):
         slow_interval: int = 2,
         slow_n_epochs: int = 1,
         slow_learning_rate: float | Schedule = 1e-4,
-        slow_parameters: Sequence[str] = DEFAULT_SLOW_PARAMETERS,
+        slow_parameters: Sequence[str] | None = None,
         _init_setup_model: bool = True,
     ):
         check_meta_arguments(meta, fast_span, slow_interval, slow_n_epochs, slow_learning_rate, slow_parameters)
@@ -163,7 +167,7 @@ class MetaRIMPPO(RecurrentPPO):
         self.slow_interval = slow_interval
         self.slow_n_epochs = slow_n_epochs
         self.slow_learning_rate = slow_learning_rate
-        self.slow_parameters = list(slow_parameters)
+        self.slow_parameters = None if slow_parameters is None else list(slow_parameters)
         self.slow_optimizer: th.optim.Optimizer | None = None
         self._n_rollouts_trained = 0
         if _init_setup_model:
@@ -187,6 +191,15 @@ class MetaRIMPPO(RecurrentPPO):
             n_envs=self.n_envs,
         )
         self.slow_lr_schedule = FloatSchedule(self.slow_learning_rate)
+        if self.slow_parameters is None:
+            core = self.policy.recurrent_core
+            default = default_slow_parameters(core)
+            if default is None and self.meta:
+                raise ValueError(
+                    f"slow_parameters=None: recurrent_core={core!r} was registered without a default slow set; "
+                    "pass slow_parameters (patterns over the policy's parameter names)"
+                )
+            self.slow_parameters = list(default or ())
         if self.meta:
             self._split_optimizers()
 
@@ -409,7 +422,7 @@ def check_meta_arguments(
     slow_interval: int,
     slow_n_epochs: int,
     slow_learning_rate: float | Schedule,
-    slow_parameters: Sequence[str],
+    slow_parameters: Sequence[str] | None,
 ) -> None:
     """Raise a ``ValueError`` naming the first fast/slow argument that is not allowed."""
     if not isinstance(meta, bool):
@@ -419,6 +432,8 @@ def check_meta_arguments(
             raise ValueError(f"{name}={value!r}: must be an integer >= 1")
     if not callable(slow_learning_rate) and not (isinstance(slow_learning_rate, (int, float)) and slow_learning_rate > 0):
         raise ValueError(f"slow_learning_rate={slow_learning_rate!r}: must be a positive float or a schedule")
+    if slow_parameters is None:
+        return
     if isinstance(slow_parameters, str) or not slow_parameters or not all(isinstance(p, str) for p in slow_parameters):
         raise ValueError(
             f"slow_parameters={slow_parameters!r}: must be a non-empty list of name patterns (regular expressions)"

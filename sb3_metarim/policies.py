@@ -16,6 +16,8 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from sb3_metarim.cores import CORE_CONFIGS, CORES, LSTM_CORE, RIM_CORE, core_config_class, core_option_owners, make_core
+from sb3_metarim.metods import MetODSConfig
+from sb3_metarim.rim import RIMConfig
 from sb3_metarim.validation import check_positive_int
 
 # The cores registered when this module is imported (the registry, sb3_metarim.cores.CORES, is the reference).
@@ -44,12 +46,14 @@ def _signature_with_core_options(init: Callable[..., None]) -> Callable[..., Non
 
 def core_config_from_kwargs(recurrent_core: str, kwargs: dict[str, Any]) -> Any:
     """
-    Pop the core options out of ``kwargs`` and build the config of ``recurrent_core`` from them.
+    Pop the core options (and ``lstm_hidden_size``) out of ``kwargs`` and build the config of ``recurrent_core``.
 
     :param recurrent_core: A registered core.
-    :param kwargs: Policy keyword arguments; the options of any registered core are removed from it.
+    :param kwargs: Policy keyword arguments; the options of any registered core and ``lstm_hidden_size`` are
+        removed from it.
     :return: ``core_config_class(recurrent_core)(**its options)``; an option that only other cores take is a
-        ``ValueError`` naming it, its value and the options this core takes.
+        ``ValueError`` naming it, its value and the options this core takes. ``lstm_hidden_size`` sets the width
+        (:func:`width_options`).
     """
     config_class = core_config_class(recurrent_core)
     own = config_class.option_names()
@@ -61,7 +65,63 @@ def core_config_from_kwargs(recurrent_core: str, kwargs: dict[str, Any]) -> Any:
                 f"{name}={value!r}: an option of recurrent_core {' or '.join(map(repr, owners))}, not of "
                 f"recurrent_core={recurrent_core!r}; its options: {', '.join(own)}"
             )
+    if "lstm_hidden_size" in kwargs:
+        options.update(width_options(recurrent_core, kwargs.pop("lstm_hidden_size"), options))
     return config_class(**options)
+
+
+def width_options(recurrent_core: str, lstm_hidden_size: object, options: dict[str, Any]) -> dict[str, Any]:
+    """
+    ``RecurrentPPO``'s ``lstm_hidden_size`` as the core's options: the core's total width.
+
+    - ``"rim"``: ``unit_size = lstm_hidden_size // num_units`` (``num_units`` given or its default); a
+      ``ValueError`` naming both when it does not divide.
+    - ``"lstm"`` (and a core registered without a config): the ``nn.LSTM``'s width; stored as ``num_units=1,
+      unit_size=lstm_hidden_size``, or split over ``num_units`` when that is given.
+    - ``"metods"``: ``num_neurons`` (N, the output width the ``mlp_extractor`` reads, as an LSTM's
+      ``hidden_size``; the stored state is ``ceil(N^2 / 2)`` wide).
+    - Given with the options that set the width (``unit_size``, ``num_neurons``), it must agree with them.
+
+    :param recurrent_core: A registered core.
+    :param lstm_hidden_size: The width asked for.
+    :param options: The core options given.
+    :return: the options that set the width.
+    """
+    check_positive_int("lstm_hidden_size", lstm_hidden_size)
+    config_class = core_config_class(recurrent_core)
+    if config_class is MetODSConfig:
+        neurons = options.get("num_neurons", lstm_hidden_size)
+        if neurons != lstm_hidden_size:
+            raise ValueError(
+                f"lstm_hidden_size={lstm_hidden_size!r} and num_neurons={neurons!r}: both set a MetODS core's width "
+                "(its N); give one"
+            )
+        return {"num_neurons": lstm_hidden_size}
+    if config_class is not RIMConfig:
+        raise ValueError(
+            f"lstm_hidden_size={lstm_hidden_size!r}: recurrent_core={recurrent_core!r} takes its width from its options "
+            f"({', '.join(config_class.option_names())})"
+        )
+    if recurrent_core != RIM_CORE and "num_units" not in options and "unit_size" not in options:
+        return {"num_units": 1, "unit_size": lstm_hidden_size}
+    num_units = options.get("num_units", RIMConfig.num_units)
+    check_positive_int("num_units", num_units)
+    if "unit_size" in options:
+        if num_units * options["unit_size"] != lstm_hidden_size:
+            raise ValueError(
+                f"lstm_hidden_size={lstm_hidden_size!r} and num_units={num_units!r}, unit_size={options['unit_size']!r}: "
+                f"the width is num_units * unit_size = {num_units * options['unit_size']!r}; give lstm_hidden_size or "
+                "unit_size"
+            )
+        return {}
+    if lstm_hidden_size % num_units:
+        divisors = [n for n in range(1, min(lstm_hidden_size, 16) + 1) if lstm_hidden_size % n == 0]
+        raise ValueError(
+            f"lstm_hidden_size={lstm_hidden_size!r} is not divisible by num_units={num_units!r}: a RIM's width is "
+            f"num_units * unit_size, unit_size = lstm_hidden_size // num_units; pass num_units dividing it "
+            f"(e.g. {divisors}) or unit_size instead"
+        )
+    return {"num_units": num_units, "unit_size": lstm_hidden_size // num_units}
 
 
 class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
@@ -74,17 +134,18 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
     its config's ``output_size`` (the state width for a RIM, N for MetODS). The critic has its
     own core, as in ``RecurrentPPO`` (``enable_critic_lstm=True``); ``shared_lstm=True`` shares the
     actor's core (the critic then does not train it) and ``enable_critic_lstm=False`` gives the
-    critic no memory. Every ``RecurrentActorCriticPolicy`` argument is accepted except
-    ``lstm_hidden_size``: the width comes from the core's options.
+    critic no memory. Every ``RecurrentActorCriticPolicy`` argument is accepted; ``lstm_hidden_size`` sets the
+    core's total width (:func:`width_options`: split over ``num_units`` for a RIM, the ``nn.LSTM``'s width for
+    ``"lstm"``, N for MetODS), else the core's options do.
 
     The core's options are the fields of its config class (:func:`~sb3_metarim.cores.core_config_class`):
     :class:`~sb3_metarim.rim.RIMConfig`'s (``num_units``, ``top_k``, ``unit_size``, ``cell``, ...) for ``"rim"``
     and ``"lstm"``, :class:`~sb3_metarim.metods.MetODSConfig`'s (``num_neurons``, ``recursions``, ``w0``, ...) for
     ``"metods"``, given as keyword arguments (``policy_kwargs``): the signature lists every core's, and an option
     of another core than the chosen one is an error.
-    ``recurrent_core="lstm"`` keeps sb3-contrib's own ``nn.LSTM`` (exactly ``RecurrentPPO``'s, ``num_units *
-    unit_size`` wide, configured by ``n_lstm_layers`` and ``lstm_kwargs``) and uses only ``num_units`` and
-    ``unit_size``; any other core is built by :func:`~sb3_metarim.cores.make_core`, and LSTM-only arguments
+    ``recurrent_core="lstm"`` keeps sb3-contrib's own ``nn.LSTM`` (exactly ``RecurrentPPO``'s, ``lstm_hidden_size``
+    or ``num_units * unit_size`` wide, configured by ``n_lstm_layers`` and ``lstm_kwargs``) and uses only
+    ``num_units`` and ``unit_size``; any other core is built by :func:`~sb3_metarim.cores.make_core`, and LSTM-only arguments
     (``lstm_kwargs``, ``n_lstm_layers`` other than 1) are errors.
 
     :param observation_space: Observation space.
@@ -180,26 +241,48 @@ class RIMMultiInputActorCriticPolicy(RIMActorCriticPolicy):
 def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], core_config: Any) -> None:
     """Raise a ``ValueError`` naming the first core argument that is not allowed, its value and what is allowed."""
     core_config_class(recurrent_core)
-    if "lstm_hidden_size" in policy_kwargs:
+    unknown = sorted(set(policy_kwargs) - RECURRENT_POLICY_ARGUMENTS)
+    if unknown:
         raise ValueError(
-            f"lstm_hidden_size={policy_kwargs['lstm_hidden_size']!r}: not an argument of MetaRIMPPO policies; "
-            "the core's width comes from its options (num_units * unit_size for a RIM or an LSTM core, num_neurons "
-            "for MetODS)"
+            f"{unknown[0]}={policy_kwargs[unknown[0]]!r}: not an argument of the policy; its arguments: recurrent_core, "
+            f"the core's options ({', '.join(core_config.option_names())}) and {', '.join(sorted(RECURRENT_POLICY_ARGUMENTS))}"
         )
+    if policy_kwargs.get("shared_lstm") and policy_kwargs.get("enable_critic_lstm", True):
+        raise ValueError(
+            "shared_lstm=True with enable_critic_lstm=True: choose a shared core (shared_lstm=True, "
+            "enable_critic_lstm=False), a critic core of its own (the default) or none (enable_critic_lstm=False)"
+        )
+    if policy_kwargs.get("shared_lstm") and not policy_kwargs.get("share_features_extractor", True):
+        raise ValueError("shared_lstm=True with share_features_extractor=False: a shared core needs a shared extractor")
+    lstm_kwargs = policy_kwargs.get("lstm_kwargs")
+    if lstm_kwargs is not None and not isinstance(lstm_kwargs, dict):
+        raise ValueError(f"lstm_kwargs={lstm_kwargs!r}: must be a dict of nn.LSTM's arguments")
+    n_layers = policy_kwargs.get("n_lstm_layers", 1)
     if recurrent_core == LSTM_CORE:
         for name in ("num_units", "unit_size"):
             check_positive_int(name, getattr(core_config, name))
+        check_positive_int("n_lstm_layers", n_layers)
         return
-    n_layers = policy_kwargs.get("n_lstm_layers", 1)
     if n_layers != 1:
         raise ValueError(f"n_lstm_layers={n_layers!r}: a {recurrent_core!r} core has exactly 1 layer")
-    if policy_kwargs.get("lstm_kwargs"):
+    if lstm_kwargs:
         raise ValueError(
-            f"lstm_kwargs={policy_kwargs['lstm_kwargs']!r}: nn.LSTM's arguments, unused by recurrent_core={recurrent_core!r}; "
+            f"lstm_kwargs={lstm_kwargs!r}: nn.LSTM's arguments, unused by recurrent_core={recurrent_core!r}; "
             f"set the core's options instead ({', '.join(core_config.option_names())}) or use recurrent_core='lstm'"
         )
     if CORE_CONFIGS[recurrent_core] is not None:  # a core registered with its own config class
         core_config.validate()
+
+
+# What RecurrentActorCriticPolicy takes besides the spaces and the schedule (lstm_hidden_size is turned into the
+# core's options before the check).
+RECURRENT_POLICY_ARGUMENTS = frozenset(inspect.signature(RecurrentActorCriticPolicy.__init__).parameters) - {
+    "self",
+    "observation_space",
+    "action_space",
+    "lr_schedule",
+    "lstm_hidden_size",
+}
 
 
 MlpPolicy = RIMActorCriticPolicy
