@@ -4,6 +4,7 @@ Recurrent actor-critic policies whose recurrent core is a RIM, a MetODS layer (o
 """
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
-from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
@@ -169,6 +170,7 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
     ) -> None:
         self.core_config = core_config_from_kwargs(recurrent_core, kwargs)
         check_core_arguments(recurrent_core, kwargs, self.core_config)
+        check_policy_arguments(kwargs)
         self.recurrent_core = recurrent_core
         # The parent sizes the mlp_extractor (and the critic's linear layer) by lstm_hidden_size: the output width.
         output_size = getattr(self.core_config, "output_size", self.core_config.hidden_size)
@@ -182,6 +184,13 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
             self.lstm_hidden_state_shape = (self.lstm_actor.num_layers, 1, self.lstm_actor.hidden_size)
             # The parent built its optimizer over the LSTM it made: rebuild it over the new core.
             self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def make_features_extractor(self) -> BaseFeaturesExtractor:
+        """SB3's, with ``features_dim`` a Python ``int``: a MultiDiscrete observation's is a NumPy integer, which
+        ``nn.LSTM`` (sb3-contrib builds one, even for ``RecurrentPPO``) refuses with a ``TypeError``."""
+        extractor = super().make_features_extractor()
+        extractor._features_dim = int(extractor._features_dim)
+        return extractor
 
     @property
     def core_kwargs(self) -> dict[str, Any]:
@@ -273,6 +282,56 @@ def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], cor
     if CORE_CONFIGS[recurrent_core] is not None:  # a core registered with its own config class
         core_config.validate()
 
+
+def check_policy_arguments(policy_kwargs: dict[str, Any]) -> None:
+    """Raise a ``ValueError`` naming the first ``ActorCriticPolicy`` argument of a wrong type or out of range."""
+    for name in BOOL_ARGUMENTS:
+        # SB3 saves the gSDE-only ones as None without gSDE.
+        none_ok = name in ("full_std", "use_expln", "squash_output")
+        if name in policy_kwargs and not (isinstance(policy_kwargs[name], bool) or (none_ok and policy_kwargs[name] is None)):
+            raise ValueError(f"{name}={policy_kwargs[name]!r}: must be True or False")
+    if policy_kwargs.get("squash_output") and not policy_kwargs.get("use_sde"):
+        raise ValueError("squash_output=True: only with gSDE (use_sde=True)")
+    for name in ("features_extractor_kwargs", "optimizer_kwargs", "lstm_kwargs"):
+        if policy_kwargs.get(name) is not None and not isinstance(policy_kwargs[name], dict):
+            raise ValueError(f"{name}={policy_kwargs[name]!r}: must be a dict of keyword arguments or None")
+    for name, base in (
+        ("activation_fn", nn.Module),
+        ("optimizer_class", th.optim.Optimizer),
+        ("features_extractor_class", BaseFeaturesExtractor),
+    ):
+        value = policy_kwargs.get(name, base)
+        if not (isinstance(value, type) and issubclass(value, base)):
+            raise ValueError(f"{name}={value!r}: must be a subclass of {base.__module__}.{base.__qualname__}")
+    log_std_init = policy_kwargs.get("log_std_init", 0.0)
+    if isinstance(log_std_init, bool) or not isinstance(log_std_init, (int, float)) or not math.isfinite(log_std_init):
+        raise ValueError(f"log_std_init={log_std_init!r}: must be a finite number")
+    net_arch = policy_kwargs.get("net_arch")
+    layers = list(net_arch.values()) if isinstance(net_arch, dict) else [net_arch]
+    if isinstance(net_arch, dict) and not set(net_arch) <= {"pi", "vf"}:
+        raise ValueError(f"net_arch={net_arch!r}: a dict takes the keys 'pi' and 'vf' (lists of layer sizes)")
+    for sizes in layers:
+        if sizes is None and not isinstance(net_arch, dict):
+            continue
+        if not isinstance(sizes, (list, tuple)) or not all(
+            isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in sizes
+        ):
+            raise ValueError(
+                f"net_arch={net_arch!r}: must be a list of positive layer sizes, or a dict of them for 'pi' and 'vf'"
+            )
+
+
+BOOL_ARGUMENTS = (
+    "ortho_init",
+    "use_sde",
+    "full_std",
+    "use_expln",
+    "squash_output",
+    "share_features_extractor",
+    "normalize_images",
+    "shared_lstm",
+    "enable_critic_lstm",
+)
 
 # What RecurrentActorCriticPolicy takes besides the spaces and the schedule (lstm_hidden_size is turned into the
 # core's options before the check).

@@ -71,5 +71,5 @@ def test_unsupported_action_space(cue_env):
         observation_space = spaces.Box(0, 1, (2,), np.float32)
         action_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2)))
 
-    with pytest.raises(AssertionError, match="only supports"):
+    with pytest.raises(ValueError, match=r"action_space=Tuple.*unsupported Tuple; allowed: Box"):
         MetaRIMPPO("MlpPolicy", TupleActionEnv())
