@@ -29,7 +29,7 @@ from sb3_metarim.buffers import SpanSamplingDictRolloutBuffer, SpanSamplingRollo
 from sb3_metarim.cores import RIM_SLOW_PARAMETERS, default_slow_parameters
 from sb3_metarim.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RIMActorCriticPolicy
 from sb3_metarim.rim import RIM, ModuleActivity, active_steps
-from sb3_metarim.validation import VecCheckFinite, check_positive_int
+from sb3_metarim.validation import check_positive_int, install_finite_check, remove_finite_check
 
 SelfMetaRIMPPO = TypeVar("SelfMetaRIMPPO", bound="MetaRIMPPO")
 
@@ -39,8 +39,11 @@ SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscret
 SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
 
-class NonFiniteLossError(FloatingPointError):
-    """A training loss turned NaN or infinite: training stopped before the optimizer step that would apply it."""
+class NonFiniteLossError(FloatingPointError, ValueError):
+    """
+    A training loss turned NaN or infinite: training stopped before the optimizer step that would apply it. A
+    ``ValueError`` too, so that rl-zoo3's tuning prunes such a trial as it prunes others whose training diverged.
+    """
 
 
 class MetaRIMPPO(RecurrentPPO):
@@ -105,7 +108,8 @@ class MetaRIMPPO(RecurrentPPO):
         paper's meta-LSTM split), MetODS's plasticity parameters.
     :param check_nan: Check every observation and reward the env returns (and the terminal observations) and raise
         a ``ValueError`` naming the env index, the step and what is NaN or infinite
-        (:class:`~sb3_metarim.validation.VecCheckFinite`), instead of training on it silently.
+        (:func:`~sb3_metarim.validation.install_finite_check`: in the innermost vec env, which keeps its type),
+        instead of training on it silently.
     :param _init_setup_model: Whether to build the network at creation.
 
     A training loss that turns NaN or infinite raises :class:`NonFiniteLossError` before the optimizer step, so
@@ -216,7 +220,7 @@ class MetaRIMPPO(RecurrentPPO):
         self._n_rollouts_trained = 0
         self.check_nan = check_nan
         if check_nan and self.env is not None:
-            self.env = VecCheckFinite(self.env)
+            install_finite_check(self.env)
         if _init_setup_model:
             self._setup_model()
 
@@ -369,10 +373,10 @@ class MetaRIMPPO(RecurrentPPO):
         )
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
-        """SB3's ``set_env``; with ``check_nan`` the env is wrapped in :class:`~sb3_metarim.validation.VecCheckFinite`."""
+        """SB3's ``set_env``; with ``check_nan`` the env's values are checked (``install_finite_check``)."""
         super().set_env(env, force_reset=force_reset)
-        if getattr(self, "check_nan", True) and not isinstance(self.env, VecCheckFinite):
-            self.env = VecCheckFinite(self.env)
+        if getattr(self, "check_nan", True):
+            install_finite_check(self.env)
 
     @classmethod
     def load(cls: type[SelfMetaRIMPPO], path: Any, env: GymEnv | None = None, **kwargs: Any) -> SelfMetaRIMPPO:
@@ -383,8 +387,8 @@ class MetaRIMPPO(RecurrentPPO):
         """
         check_saved_model(path, cls.__name__)
         model = super().load(path, env=env, **kwargs)
-        if not model.check_nan and isinstance(model.env, VecCheckFinite):
-            model.env = model.env.venv
+        if not model.check_nan and model.env is not None:
+            remove_finite_check(model.env)
         return model
 
     def _actor_selection(self, samples: RecurrentRolloutBufferSamples) -> th.Tensor | None:

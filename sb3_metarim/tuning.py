@@ -16,6 +16,7 @@ that ``--optimize`` runs, for your own loop, is :func:`sb3_metarim.zoo.make_obje
 """
 
 import importlib
+import inspect
 import logging
 import math
 import threading
@@ -405,9 +406,11 @@ def open_storage(
         return RDBStorage(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(
-            url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, failed_trial_callback=callback
-        )
+        # Optuna 4.9 renamed failed_trial_callback (deprecated since).
+        name = "heartbeat_stale_trial_callback"
+        if name not in inspect.signature(RDBStorage.__init__).parameters:
+            name = "failed_trial_callback"
+        return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, **{name: callback})
 
 
 def check_heartbeat(heartbeat_interval: object, grace_period: object) -> None:

@@ -26,34 +26,27 @@ def require_key(observation_space: spaces.Space, key: str, user: str) -> spaces.
     return observation_space[key]
 
 
-class VecCheckFinite(VecEnvWrapper):
+class FiniteCheck:
     """
     Raise a ``ValueError`` as soon as an env returns a NaN or an infinity in an observation (at reset, after a
     step, or the terminal observation of an episode that ended) or a reward, naming the env index, the step of its
     episode, the vec-env step and the observation key. Like SB3's ``VecCheckNan(raise_exception=True)``, which
-    names neither the env nor the step; a check with ``np.isfinite`` per step costs microseconds.
+    names neither the env nor the step; ``np.isfinite`` per step costs microseconds.
 
-    :param venv: The vectorized env to check.
+    :param num_envs: The vec env's number of envs.
     """
 
-    def __init__(self, venv: VecEnv) -> None:
-        super().__init__(venv)
+    def __init__(self, num_envs: int) -> None:
+        self.num_envs = num_envs
         self.vec_steps = 0
-        self.episode_steps = np.zeros(self.num_envs, dtype=np.int64)
-        self._actions: np.ndarray | None = None
+        self.episode_steps = np.zeros(num_envs, dtype=np.int64)
+        self.actions: np.ndarray | None = None
 
-    def reset(self) -> VecEnvObs:
-        obs = self.venv.reset()
+    def after_reset(self, obs: VecEnvObs) -> None:
         self.episode_steps[:] = 0
         self._check_obs(obs, "observation at reset", range(self.num_envs))
-        return obs
 
-    def step_async(self, actions: np.ndarray) -> None:
-        self._actions = actions
-        self.venv.step_async(actions)
-
-    def step_wait(self) -> VecEnvStepReturn:
-        obs, rewards, dones, infos = self.venv.step_wait()
+    def after_step(self, obs: VecEnvObs, rewards: np.ndarray, dones: np.ndarray, infos: list[dict]) -> None:
         self.vec_steps += 1
         self.episode_steps += 1
         self._check(rewards, "reward", range(self.num_envs))
@@ -62,7 +55,6 @@ class VecCheckFinite(VecEnvWrapper):
             if "terminal_observation" in infos[index]:
                 self._check_obs(infos[index]["terminal_observation"], "terminal observation", [index], batched=False)
         self.episode_steps[dones] = 0
-        return obs, rewards, dones, infos
 
     def _check_obs(self, obs: Any, what: str, envs: Any, batched: bool = True) -> None:
         if isinstance(obs, dict):
@@ -80,10 +72,90 @@ class VecCheckFinite(VecEnvWrapper):
             bad = ~np.isfinite(row)
             if bad.any():
                 kind = "NaN" if np.isnan(row[bad]).any() else "an infinity"
-                action = "" if self._actions is None else f", after action {self._actions[index]!r}"
+                action = "" if self.actions is None else f", after action {self.actions[index]!r}"
                 where = f" at {np.argwhere(bad)[0].tolist()}" if np.ndim(row) else ""
                 raise ValueError(
                     f"env {index} returned {kind} in its {what}{where} at step {self.episode_steps[index]} of its episode "
                     f"(vec-env step {self.vec_steps}{action}): fix the env, or wrap it (VecNormalize does not remove "
                     "NaN); MetaRIMPPO(check_nan=False) skips this check"
                 )
+
+
+class VecCheckFinite(VecEnvWrapper):
+    """
+    A ``VecEnvWrapper`` running :class:`FiniteCheck` on what ``venv`` returns. (``MetaRIMPPO(check_nan=True)``
+    installs the check in the innermost vec env instead, :func:`install_finite_check`, so that the env keeps its
+    type: ``isinstance(model.get_env(), VecNormalize)`` and SB3's eval-env type check stay true.)
+
+    :param venv: The vectorized env to check.
+    """
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self.check = FiniteCheck(self.num_envs)
+
+    def reset(self) -> VecEnvObs:
+        obs = self.venv.reset()
+        self.check.after_reset(obs)
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self.check.actions = actions
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        result = self.venv.step_wait()
+        self.check.after_step(*result)
+        return result
+
+
+FINITE_CHECK_ATTR = "_sb3_metarim_finite_check"
+
+
+def innermost_vec_env(venv: VecEnv) -> VecEnv:
+    """:return: the vec env under every ``VecEnvWrapper`` of ``venv``."""
+    while isinstance(venv, VecEnvWrapper):
+        venv = venv.venv
+    return venv
+
+
+def install_finite_check(venv: VecEnv) -> FiniteCheck:
+    """
+    Run :class:`FiniteCheck` on what the innermost vec env of ``venv`` returns (the env's own values, before
+    ``VecNormalize``), by wrapping that instance's ``reset``, ``step_async`` and ``step_wait``; idempotent.
+
+    :return: the check (its ``vec_steps`` and ``episode_steps`` count the steps).
+    """
+    base = innermost_vec_env(venv)
+    installed = getattr(base, FINITE_CHECK_ATTR, None)
+    if installed is not None:
+        return installed[0]
+    check = FiniteCheck(base.num_envs)
+    reset, step_async, step_wait = base.reset, base.step_async, base.step_wait
+
+    def checked_reset() -> VecEnvObs:
+        obs = reset()
+        check.after_reset(obs)
+        return obs
+
+    def checked_step_async(actions: np.ndarray) -> None:
+        check.actions = actions
+        step_async(actions)
+
+    def checked_step_wait() -> VecEnvStepReturn:
+        result = step_wait()
+        check.after_step(*result)
+        return result
+
+    base.reset, base.step_async, base.step_wait = checked_reset, checked_step_async, checked_step_wait
+    setattr(base, FINITE_CHECK_ATTR, (check, (reset, step_async, step_wait)))
+    return check
+
+
+def remove_finite_check(venv: VecEnv) -> None:
+    """Undo :func:`install_finite_check` (nothing if it is not installed)."""
+    base = innermost_vec_env(venv)
+    installed = getattr(base, FINITE_CHECK_ATTR, None)
+    if installed is not None:
+        base.reset, base.step_async, base.step_wait = installed[1]
+        delattr(base, FINITE_CHECK_ATTR)

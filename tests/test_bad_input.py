@@ -20,7 +20,7 @@ from torch import nn
 
 from sb3_metarim import MetaRIMPPO
 from sb3_metarim.meta_rim_ppo import NonFiniteLossError
-from sb3_metarim.validation import VecCheckFinite
+from sb3_metarim.validation import FINITE_CHECK_ATTR, VecCheckFinite, innermost_vec_env
 
 from .conftest import SMALL_CORE
 
@@ -243,8 +243,15 @@ def test_nan_or_inf_from_the_env_names_the_env_and_the_step(what, bad):
     with pytest.raises(ValueError, match=rf"env 1 returned {kind} in its {what}.* at step 7 of its episode"):
         model.learn(16)
     # Opt out: as RecurrentPPO, no check.
-    unchecked = MetaRIMPPO("MlpPolicy", envs, n_steps=8, batch_size=8, check_nan=False, policy_kwargs=SMALL_CORE)
-    assert not isinstance(unchecked.env, VecCheckFinite) and isinstance(model.env, VecCheckFinite)
+    assert hasattr(innermost_vec_env(model.env), FINITE_CHECK_ATTR) and model.env is envs  # the env keeps its type
+    fresh = make_vec_env(NonFiniteEnv, n_envs=2, env_kwargs=dict(index=0, bad_env=0, what=what, at=2, bad=bad))
+    unchecked = MetaRIMPPO("MlpPolicy", fresh, n_steps=8, batch_size=8, check_nan=False, policy_kwargs=SMALL_CORE)
+    assert not hasattr(innermost_vec_env(unchecked.env), FINITE_CHECK_ATTR)
+    wrapped = VecCheckFinite(fresh)  # the same check as a wrapper
+    wrapped.reset()
+    with pytest.raises(ValueError, match=rf"env 0 returned {kind} in its {what}.* at step 2 of its episode"):
+        for _ in range(3):
+            wrapped.step(np.zeros(2, dtype=np.int64))
 
 
 def test_a_nan_loss_stops_training_and_leaves_the_last_good_checkpoint(tmp_path, cue_env):
