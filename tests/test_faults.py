@@ -84,6 +84,8 @@ def storage_url(request, tmp_path):
 def test_a_sigkilled_workers_trial_is_failed_and_run_again_with_its_parameters(storage_url):
     worker = run_worker(storage_url, trial_seconds=60, n_trials=1)
     wait_line(worker, "started 0")
+    # Past the first heartbeat: Optuna's RDBStorage never takes a trial without one for dead (see the README).
+    time.sleep(1.5)
     worker.send_signal(signal.SIGKILL)
     worker.wait(timeout=TIMEOUT)
     study = optuna.load_study(study_name="s", storage=open_storage(storage_url, heartbeat_interval=None))
