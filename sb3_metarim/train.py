@@ -30,7 +30,7 @@ from sb3_metarim.zoo import ZooExperimentManager, register
 
 def parse_own_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """:return: our flags, and the arguments left for rl-zoo3's parser."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--resume", action="store_true", help="continue the latest run from its latest checkpoint")
     parser.add_argument("--heartbeat-interval", type=int, default=HEARTBEAT_INTERVAL, help="seconds; 0: no heartbeat")
     parser.add_argument("--grace-period", type=int, default=GRACE_PERIOD, help="seconds without heartbeat: dead")
