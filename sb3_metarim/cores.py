@@ -17,7 +17,7 @@ arguments and build the chosen core's config from them (:func:`core_config_class
 
 ============  =========================================================================================
 ``"lstm"``    ``nn.LSTM(input_size, hidden_size, num_layers, **lstm_kwargs)``, sb3-contrib's own core; its
-              width from :class:`~sb3_metarim.rim.RIMConfig`'s ``num_units * unit_size``
+              width ``lstm_hidden_size``, else :class:`~sb3_metarim.rim.RIMConfig`'s ``num_units * unit_size``
 ``"rim"``     :class:`~sb3_metarim.rim.RIM`, its options those of :class:`~sb3_metarim.rim.RIMConfig`
 ``"metods"``  :class:`~sb3_metarim.metods.MetODS`, its options those of :class:`~sb3_metarim.metods.MetODSConfig`
 ============  =========================================================================================
@@ -33,7 +33,7 @@ from typing import Any
 
 from torch import nn
 
-from sb3_metarim.metods import MetODS, MetODSConfig
+from sb3_metarim.metods import METODS_SLOW_PARAMETERS, MetODS, MetODSConfig
 from sb3_metarim.rim import RIM, RIMConfig
 
 CoreBuilder = Callable[..., nn.Module]
@@ -42,13 +42,28 @@ LSTM_CORE = "lstm"
 RIM_CORE = "rim"
 METODS_CORE = "metods"
 
+# The slow set (patterns over the policy's parameter names, see MetaRIMPPO's slow_parameters) that fast/slow
+# training uses by default with each core: a RIM's attention (its meta-learned structure), an LSTM's value function
+# (the paper's meta-LSTM split), MetODS's plasticity parameters.
+RIM_SLOW_PARAMETERS = ("input_attention", "communication_attention")
+LSTM_SLOW_PARAMETERS = ("value_net", "lstm_critic")
+
 CORES: dict[str, CoreBuilder] = {}
+# Each core's default slow set (a core registered without one needs slow_parameters given with meta=True).
+CORE_SLOW_PARAMETERS: dict[str, tuple[str, ...] | None] = {}
 # The config class of each core (the one home of its options); None: a core registered without one, which takes
 # RIMConfig's fields unchecked (as the "lstm" core, which uses only num_units and unit_size).
 CORE_CONFIGS: dict[str, type | None] = {}
 
 
-def register_core(name: str, builder: CoreBuilder, *, config: type | None = None, replace: bool = False) -> None:
+def register_core(
+    name: str,
+    builder: CoreBuilder,
+    *,
+    config: type | None = None,
+    replace: bool = False,
+    slow_parameters: tuple[str, ...] | None = None,
+) -> None:
     """
     Make ``name`` a value of the policies' ``recurrent_core``.
 
@@ -57,6 +72,8 @@ def register_core(name: str, builder: CoreBuilder, *, config: type | None = None
     :param config: The class of its options (see the module's docstring); the policies pass ``builder`` its fields,
         validated. ``None``: :class:`~sb3_metarim.rim.RIMConfig`'s fields, not validated.
     :param replace: Allow replacing a registered core of that name (otherwise a ``ValueError``).
+    :param slow_parameters: The core's default slow set for fast/slow training (patterns over the policy's
+        parameter names); ``None``: none, ``MetaRIMPPO(meta=True)`` then needs ``slow_parameters``.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"name={name!r}: must be a non-empty string")
@@ -66,6 +83,13 @@ def register_core(name: str, builder: CoreBuilder, *, config: type | None = None
         raise ValueError(f"name={name!r}: a core of that name is registered already; pass replace=True to replace it")
     CORES[name] = builder
     CORE_CONFIGS[name] = config
+    CORE_SLOW_PARAMETERS[name] = tuple(slow_parameters) if slow_parameters is not None else None
+
+
+def default_slow_parameters(name: str) -> tuple[str, ...] | None:
+    """:return: the default slow set of the registered core ``name`` (``None`` if it was registered without one)."""
+    check_core_name(name)
+    return CORE_SLOW_PARAMETERS[name]
 
 
 def core_config_class(name: str) -> type:
@@ -117,6 +141,6 @@ def build_metods(input_size: int, config: MetODSConfig | None = None, **options:
     return MetODS(input_size, config, **options)
 
 
-register_core(LSTM_CORE, build_lstm)
-register_core(RIM_CORE, build_rim, config=RIMConfig)
-register_core(METODS_CORE, build_metods, config=MetODSConfig)
+register_core(LSTM_CORE, build_lstm, slow_parameters=LSTM_SLOW_PARAMETERS)
+register_core(RIM_CORE, build_rim, config=RIMConfig, slow_parameters=RIM_SLOW_PARAMETERS)
+register_core(METODS_CORE, build_metods, config=MetODSConfig, slow_parameters=METODS_SLOW_PARAMETERS)

@@ -1,9 +1,16 @@
 """MetaRIMPPO: RecurrentPPO with a RIM core, trained on a fast and a slow timescale."""
 
+import base64
+import json
+import math
+import pickle
 import re
+import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -13,18 +20,30 @@ from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, update_learning_rate
 from torch import nn
 
 from sb3_metarim.buffers import SpanSamplingDictRolloutBuffer, SpanSamplingRolloutBuffer
+from sb3_metarim.cores import RIM_SLOW_PARAMETERS, default_slow_parameters
 from sb3_metarim.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RIMActorCriticPolicy
 from sb3_metarim.rim import RIM, ModuleActivity, active_steps
+from sb3_metarim.validation import check_positive_int, install_finite_check, remove_finite_check
 
 SelfMetaRIMPPO = TypeVar("SelfMetaRIMPPO", bound="MetaRIMPPO")
 
-DEFAULT_SLOW_PARAMETERS = ("input_attention", "communication_attention")
+# The RIM's default slow set (each core's: sb3_metarim.cores.default_slow_parameters).
+DEFAULT_SLOW_PARAMETERS = RIM_SLOW_PARAMETERS
 SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+
+
+class NonFiniteLossError(FloatingPointError, ValueError):
+    """
+    A training loss turned NaN or infinite: training stopped before the optimizer step that would apply it. A
+    ``ValueError`` too, so that rl-zoo3's tuning prunes such a trial as it prunes others whose training diverged.
+    """
 
 
 class MetaRIMPPO(RecurrentPPO):
@@ -83,9 +102,18 @@ class MetaRIMPPO(RecurrentPPO):
     :param slow_n_epochs: Epochs of each slow phase.
     :param slow_learning_rate: Learning rate of the slow set, float or schedule.
     :param slow_parameters: Regular expressions (``re.search``) over ``policy.named_parameters()``
-        names selecting the slow set. The default selects the RIM's attention weights; for the
-        meta-LSTM ablation use e.g. ``("value_net", "lstm_critic")``.
+        names selecting the slow set. ``None`` (default): the core's default slow set
+        (:func:`sb3_metarim.cores.default_slow_parameters`): the RIM's attention weights
+        (:data:`DEFAULT_SLOW_PARAMETERS`), an LSTM core's value function (``("value_net", "lstm_critic")``, the
+        paper's meta-LSTM split), MetODS's plasticity parameters.
+    :param check_nan: Check every observation and reward the env returns (and the terminal observations) and raise
+        a ``ValueError`` naming the env index, the step and what is NaN or infinite
+        (:func:`~sb3_metarim.validation.install_finite_check`: in the innermost vec env, which keeps its type),
+        instead of training on it silently.
     :param _init_setup_model: Whether to build the network at creation.
+
+    A training loss that turns NaN or infinite raises :class:`NonFiniteLossError` before the optimizer step, so
+    the parameters (and any checkpoint saved so far) are the last good ones.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -124,14 +152,38 @@ class MetaRIMPPO(RecurrentPPO):
         slow_interval: int = 2,
         slow_n_epochs: int = 1,
         slow_learning_rate: float | Schedule = 1e-4,
-        slow_parameters: Sequence[str] = DEFAULT_SLOW_PARAMETERS,
+        slow_parameters: Sequence[str] | None = None,
+        check_nan: bool = True,
         _init_setup_model: bool = True,
     ):
         check_meta_arguments(meta, fast_span, slow_interval, slow_n_epochs, slow_learning_rate, slow_parameters)
+        check_ppo_arguments(
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=batch_size,
+            n_epochs=n_epochs,
+            gamma=gamma,
+            gae_lambda=gae_lambda,
+            clip_range=clip_range,
+            clip_range_vf=clip_range_vf,
+            normalize_advantage=normalize_advantage,
+            ent_coef=ent_coef,
+            vf_coef=vf_coef,
+            max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            target_kl=target_kl,
+            stats_window_size=stats_window_size,
+            check_nan=check_nan,
+        )
+        if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
+            raise ValueError(f"policy_kwargs={policy_kwargs!r}: must be a dict of the policy's arguments")
         if env is not None:
             # Make the env here, as SB3 would, to check its space before SB3's wrappers trip over it.
             env = maybe_make_env(env, verbose)
             check_observation_space(env.observation_space)
+            check_action_space(env.action_space, use_sde)
+            check_policy_for_space(policy, self.policy_aliases, env.observation_space)
         super().__init__(
             policy,
             env,
@@ -163,9 +215,12 @@ class MetaRIMPPO(RecurrentPPO):
         self.slow_interval = slow_interval
         self.slow_n_epochs = slow_n_epochs
         self.slow_learning_rate = slow_learning_rate
-        self.slow_parameters = list(slow_parameters)
+        self.slow_parameters = None if slow_parameters is None else list(slow_parameters)
         self.slow_optimizer: th.optim.Optimizer | None = None
         self._n_rollouts_trained = 0
+        self.check_nan = check_nan
+        if check_nan and self.env is not None:
+            install_finite_check(self.env)
         if _init_setup_model:
             self._setup_model()
 
@@ -187,6 +242,15 @@ class MetaRIMPPO(RecurrentPPO):
             n_envs=self.n_envs,
         )
         self.slow_lr_schedule = FloatSchedule(self.slow_learning_rate)
+        if self.slow_parameters is None:
+            core = self.policy.recurrent_core
+            default = default_slow_parameters(core)
+            if default is None and self.meta:
+                raise ValueError(
+                    f"slow_parameters=None: recurrent_core={core!r} was registered without a default slow set; "
+                    "pass slow_parameters (patterns over the policy's parameter names)"
+                )
+            self.slow_parameters = list(default or ())
         if self.meta:
             self._split_optimizers()
 
@@ -280,6 +344,8 @@ class MetaRIMPPO(RecurrentPPO):
                     loss, approx_kl = self._ppo_loss(rollout_data, clip_range, clip_range_vf, stats, activity)
                     epoch_kls.append(approx_kl)
                     stats["loss"] = [loss.item()]
+                    if not math.isfinite(stats["loss"][0]):
+                        raise self._non_finite_loss(optimizer, stats)
                     if self.target_kl is not None and approx_kl > 1.5 * self.target_kl:
                         continue_training = False
                         if self.verbose >= 1:
@@ -295,6 +361,35 @@ class MetaRIMPPO(RecurrentPPO):
                 if not continue_training:
                     break
         return stats
+
+    def _non_finite_loss(self, optimizer: th.optim.Optimizer, stats: dict[str, list[float]]) -> NonFiniteLossError:
+        phase = "slow" if optimizer is self.slow_optimizer else "fast"
+        terms = ", ".join(f"{key}={stats[key][-1]:.4g}" for key in ("policy_gradient_loss", "value_loss", "entropy_loss"))
+        return NonFiniteLossError(
+            f"the {phase} phase's loss is {stats['loss'][0]} (update {self._n_updates}, num_timesteps={self.num_timesteps}; "
+            f"{terms}): training stopped before the optimizer step, so the parameters, and the checkpoints saved so far, "
+            "are the last good ones. Check the rewards' and observations' scale (VecNormalize), the learning rates and "
+            "max_grad_norm"
+        )
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        """SB3's ``set_env``; with ``check_nan`` the env's values are checked (``install_finite_check``)."""
+        super().set_env(env, force_reset=force_reset)
+        if getattr(self, "check_nan", True):
+            install_finite_check(self.env)
+
+    @classmethod
+    def load(cls: type[SelfMetaRIMPPO], path: Any, env: GymEnv | None = None, **kwargs: Any) -> SelfMetaRIMPPO:
+        """
+        SB3's ``load``, after checking the file: a missing, truncated or corrupt zip, or one saved by another
+        algorithm (a policy that is not a :class:`~sb3_metarim.policies.RIMActorCriticPolicy`, e.g.
+        ``RecurrentPPO``'s), is a ``ValueError`` naming the file and what is wrong.
+        """
+        check_saved_model(path, cls.__name__)
+        model = super().load(path, env=env, **kwargs)
+        if not model.check_nan and model.env is not None:
+            remove_finite_check(model.env)
+        return model
 
     def _actor_selection(self, samples: RecurrentRolloutBufferSamples) -> th.Tensor | None:
         """:return: the actor RIM's active modules (valid steps x modules) on ``samples``; ``None`` without a RIM."""
@@ -409,7 +504,7 @@ def check_meta_arguments(
     slow_interval: int,
     slow_n_epochs: int,
     slow_learning_rate: float | Schedule,
-    slow_parameters: Sequence[str],
+    slow_parameters: Sequence[str] | None,
 ) -> None:
     """Raise a ``ValueError`` naming the first fast/slow argument that is not allowed."""
     if not isinstance(meta, bool):
@@ -419,6 +514,8 @@ def check_meta_arguments(
             raise ValueError(f"{name}={value!r}: must be an integer >= 1")
     if not callable(slow_learning_rate) and not (isinstance(slow_learning_rate, (int, float)) and slow_learning_rate > 0):
         raise ValueError(f"slow_learning_rate={slow_learning_rate!r}: must be a positive float or a schedule")
+    if slow_parameters is None:
+        return
     if isinstance(slow_parameters, str) or not slow_parameters or not all(isinstance(p, str) for p in slow_parameters):
         raise ValueError(
             f"slow_parameters={slow_parameters!r}: must be a non-empty list of name patterns (regular expressions)"
@@ -440,3 +537,127 @@ def check_observation_space(observation_space: spaces.Space) -> None:
                 f"observation_space={observation_space}: unsupported {type(space).__name__}; "
                 f"allowed: {allowed}, or a Dict of them"
             )
+
+
+def check_ppo_arguments(**arguments: Any) -> None:
+    """Raise a ``ValueError`` naming the first of ``RecurrentPPO``'s arguments that is not allowed."""
+    for name in ("n_steps", "n_epochs", "stats_window_size"):
+        check_positive_int(name, arguments[name])
+    batch_size = arguments["batch_size"]
+    if batch_size is not None:
+        check_positive_int("batch_size", batch_size)
+        if arguments["normalize_advantage"] and batch_size < 2:
+            raise ValueError(f"batch_size={batch_size!r}: must be > 1 with normalize_advantage=True (a std over one step)")
+    for name in ("normalize_advantage", "use_sde", "check_nan"):
+        if not isinstance(arguments[name], bool):
+            raise ValueError(f"{name}={arguments[name]!r}: must be True or False")
+    for name in ("gamma", "gae_lambda"):
+        if not _is_real(arguments[name]) or not 0.0 <= arguments[name] <= 1.0:
+            raise ValueError(f"{name}={arguments[name]!r}: must be a number in [0, 1]")
+    for name in ("learning_rate", "clip_range", "clip_range_vf"):
+        value = arguments[name]
+        if (name != "clip_range_vf" or value is not None) and not callable(value) and not (_is_real(value) and value > 0):
+            allowed = "a positive number or a schedule" + (", or None" if name == "clip_range_vf" else "")
+            raise ValueError(f"{name}={value!r}: must be {allowed}")
+    for name in ("ent_coef", "vf_coef"):
+        if not _is_real(arguments[name]):
+            raise ValueError(f"{name}={arguments[name]!r}: must be a finite number")
+    if not _is_real(arguments["max_grad_norm"]) or arguments["max_grad_norm"] <= 0:
+        raise ValueError(f"max_grad_norm={arguments['max_grad_norm']!r}: must be a positive number")
+    sde_sample_freq = arguments["sde_sample_freq"]
+    valid_freq = isinstance(sde_sample_freq, int) and not isinstance(sde_sample_freq, bool)
+    if not valid_freq or (sde_sample_freq < 1 and sde_sample_freq != -1):
+        raise ValueError(f"sde_sample_freq={sde_sample_freq!r}: must be -1 (once per rollout) or a positive integer")
+    target_kl = arguments["target_kl"]
+    if target_kl is not None and not (_is_real(target_kl) and target_kl > 0):
+        raise ValueError(f"target_kl={target_kl!r}: must be a positive number or None")
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_action_space(action_space: spaces.Space, use_sde: bool) -> None:
+    """Raise a ``ValueError`` unless SB3's recurrent policies can act in ``action_space`` (gSDE: a Box)."""
+    if not isinstance(action_space, SUPPORTED_ACTION_SPACES):
+        allowed = ", ".join(space.__name__ for space in SUPPORTED_ACTION_SPACES)
+        raise ValueError(f"action_space={action_space}: unsupported {type(action_space).__name__}; allowed: {allowed}")
+    if isinstance(action_space, spaces.Box) and not np.all(np.isfinite([action_space.low, action_space.high])):
+        raise ValueError(f"action_space={action_space}: a Box action space needs finite bounds")
+    if use_sde and not isinstance(action_space, spaces.Box):
+        raise ValueError(f"use_sde=True: gSDE needs continuous (Box) actions, not action_space={action_space}")
+
+
+def check_policy_for_space(policy: Any, aliases: dict[str, type[BasePolicy]], observation_space: spaces.Space) -> None:
+    """Raise a ``ValueError`` naming ``policy`` when it is unknown or does not fit ``observation_space``."""
+    if isinstance(policy, str):
+        if policy not in aliases:
+            raise ValueError(f"policy={policy!r}: unknown; allowed: {', '.join(aliases)} or a RIMActorCriticPolicy subclass")
+        policy = aliases[policy]
+    if not (isinstance(policy, type) and issubclass(policy, RIMActorCriticPolicy)):
+        raise ValueError(f"policy={policy!r}: must be one of {', '.join(aliases)} or a RIMActorCriticPolicy subclass")
+    is_dict = isinstance(observation_space, spaces.Dict)
+    if is_dict and not issubclass(policy, MultiInputPolicy):
+        raise ValueError(f"policy={policy.__name__}: observation_space is a Dict; use 'MultiInputPolicy'")
+    if not is_dict and issubclass(policy, MultiInputPolicy):
+        raise ValueError(f"policy={policy.__name__}: needs a Dict observation_space, not {observation_space}")
+    if issubclass(policy, CnnPolicy) and not is_image_space(observation_space, check_channels=False):
+        raise ValueError(
+            f"policy={policy.__name__}: NatureCNN needs an image observation_space (a uint8 Box of shape (H, W, C) or "
+            f"(C, H, W), at least 36 x 36), not {observation_space}; use 'MlpPolicy'"
+        )
+
+
+def check_saved_model(path: Any, algo_name: str = "MetaRIMPPO") -> None:
+    """
+    Raise a ``ValueError`` naming the file and what is wrong when ``path`` is not a readable model zip of one of
+    our algorithms: truncated or corrupt (a CRC or deflate error), without SB3's ``data`` entry, or saved by another
+    algorithm (its policy is not a :class:`~sb3_metarim.policies.RIMActorCriticPolicy`). File objects are not checked.
+
+    :param path: What ``load`` was given (``.zip`` appended when the path alone does not exist, as SB3 does).
+    :param algo_name: The loading class's name, for the message.
+    """
+    if not isinstance(path, (str, Path)):
+        return
+    path = Path(path)
+    if not path.exists() and path.suffix != ".zip" and path.with_name(path.name + ".zip").exists():
+        path = path.with_name(path.name + ".zip")
+    if not path.is_file():
+        return  # SB3 raises FileNotFoundError naming it
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            if bad is not None:
+                raise ValueError(f"{path}: corrupt ({size} bytes): the CRC of its entry {bad!r} does not match")
+            if "data" not in archive.namelist():
+                raise ValueError(
+                    f"{path}: no SB3 'data' entry ({size} bytes, entries {archive.namelist()[:4]}): truncated (a save or copy "
+                    "that did not finish; the zip's own index is written last, so what remains can look like the "
+                    "PyTorch file inside it) or not a model saved by SB3; load an earlier checkpoint"
+                )
+            data = json.loads(archive.read("data").decode())
+    except (zipfile.BadZipFile, zlib.error, EOFError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{path}: not a readable model zip ({size} bytes): {type(error).__name__}: {error}. The file is truncated "
+            "(a save or copy that did not finish) or corrupt; load an earlier checkpoint"
+        ) from error
+    policy_class = data.get("policy_class")
+    module = policy_class.get("__module__", "") if isinstance(policy_class, dict) else ""
+    try:
+        saved_policy = _load_serialized_class(policy_class)
+    except Exception:
+        return  # SB3 reports what it cannot unpickle
+    if isinstance(saved_policy, type) and not issubclass(saved_policy, RIMActorCriticPolicy):
+        hint = " (sb3_contrib.RecurrentPPO.load)" if module.startswith("sb3_contrib.common.recurrent") else ""
+        raise ValueError(
+            f"{path}: saved by another algorithm: its policy is {module}.{saved_policy.__name__}, not a "
+            f"RIMActorCriticPolicy, so {algo_name}.load cannot restore it; load it with the algorithm that saved it{hint}"
+        )
+
+
+def _load_serialized_class(entry: Any) -> Any:
+    """:return: the class SB3 serialized in ``entry`` (its ``:serialized:`` pickle), or ``None``."""
+    if not isinstance(entry, dict) or ":serialized:" not in entry:
+        return None
+    return pickle.loads(base64.b64decode(entry[":serialized:"]))

@@ -4,6 +4,7 @@ Recurrent actor-critic policies whose recurrent core is a RIM, a MetODS layer (o
 """
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from typing import Any
@@ -11,11 +12,13 @@ from typing import Any
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
-from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from sb3_metarim.cores import CORE_CONFIGS, CORES, LSTM_CORE, RIM_CORE, core_config_class, core_option_owners, make_core
+from sb3_metarim.metods import MetODSConfig
+from sb3_metarim.rim import RIMConfig
 from sb3_metarim.validation import check_positive_int
 
 # The cores registered when this module is imported (the registry, sb3_metarim.cores.CORES, is the reference).
@@ -44,12 +47,14 @@ def _signature_with_core_options(init: Callable[..., None]) -> Callable[..., Non
 
 def core_config_from_kwargs(recurrent_core: str, kwargs: dict[str, Any]) -> Any:
     """
-    Pop the core options out of ``kwargs`` and build the config of ``recurrent_core`` from them.
+    Pop the core options (and ``lstm_hidden_size``) out of ``kwargs`` and build the config of ``recurrent_core``.
 
     :param recurrent_core: A registered core.
-    :param kwargs: Policy keyword arguments; the options of any registered core are removed from it.
+    :param kwargs: Policy keyword arguments; the options of any registered core and ``lstm_hidden_size`` are
+        removed from it.
     :return: ``core_config_class(recurrent_core)(**its options)``; an option that only other cores take is a
-        ``ValueError`` naming it, its value and the options this core takes.
+        ``ValueError`` naming it, its value and the options this core takes. ``lstm_hidden_size`` sets the width
+        (:func:`width_options`).
     """
     config_class = core_config_class(recurrent_core)
     own = config_class.option_names()
@@ -61,7 +66,63 @@ def core_config_from_kwargs(recurrent_core: str, kwargs: dict[str, Any]) -> Any:
                 f"{name}={value!r}: an option of recurrent_core {' or '.join(map(repr, owners))}, not of "
                 f"recurrent_core={recurrent_core!r}; its options: {', '.join(own)}"
             )
+    if "lstm_hidden_size" in kwargs:
+        options.update(width_options(recurrent_core, kwargs.pop("lstm_hidden_size"), options))
     return config_class(**options)
+
+
+def width_options(recurrent_core: str, lstm_hidden_size: object, options: dict[str, Any]) -> dict[str, Any]:
+    """
+    ``RecurrentPPO``'s ``lstm_hidden_size`` as the core's options: the core's total width.
+
+    - ``"rim"``: ``unit_size = lstm_hidden_size // num_units`` (``num_units`` given or its default); a
+      ``ValueError`` naming both when it does not divide.
+    - ``"lstm"`` (and a core registered without a config): the ``nn.LSTM``'s width; stored as ``num_units=1,
+      unit_size=lstm_hidden_size``, or split over ``num_units`` when that is given.
+    - ``"metods"``: ``num_neurons`` (N, the output width the ``mlp_extractor`` reads, as an LSTM's
+      ``hidden_size``; the stored state is ``ceil(N^2 / 2)`` wide).
+    - Given with the options that set the width (``unit_size``, ``num_neurons``), it must agree with them.
+
+    :param recurrent_core: A registered core.
+    :param lstm_hidden_size: The width asked for.
+    :param options: The core options given.
+    :return: the options that set the width.
+    """
+    check_positive_int("lstm_hidden_size", lstm_hidden_size)
+    config_class = core_config_class(recurrent_core)
+    if config_class is MetODSConfig:
+        neurons = options.get("num_neurons", lstm_hidden_size)
+        if neurons != lstm_hidden_size:
+            raise ValueError(
+                f"lstm_hidden_size={lstm_hidden_size!r} and num_neurons={neurons!r}: both set a MetODS core's width "
+                "(its N); give one"
+            )
+        return {"num_neurons": lstm_hidden_size}
+    if config_class is not RIMConfig:
+        raise ValueError(
+            f"lstm_hidden_size={lstm_hidden_size!r}: recurrent_core={recurrent_core!r} takes its width from its options "
+            f"({', '.join(config_class.option_names())})"
+        )
+    if recurrent_core != RIM_CORE and "num_units" not in options and "unit_size" not in options:
+        return {"num_units": 1, "unit_size": lstm_hidden_size}
+    num_units = options.get("num_units", RIMConfig.num_units)
+    check_positive_int("num_units", num_units)
+    if "unit_size" in options:
+        if num_units * options["unit_size"] != lstm_hidden_size:
+            raise ValueError(
+                f"lstm_hidden_size={lstm_hidden_size!r} and num_units={num_units!r}, unit_size={options['unit_size']!r}: "
+                f"the width is num_units * unit_size = {num_units * options['unit_size']!r}; give lstm_hidden_size or "
+                "unit_size"
+            )
+        return {}
+    if lstm_hidden_size % num_units:
+        divisors = [n for n in range(1, min(lstm_hidden_size, 16) + 1) if lstm_hidden_size % n == 0]
+        raise ValueError(
+            f"lstm_hidden_size={lstm_hidden_size!r} is not divisible by num_units={num_units!r}: a RIM's width is "
+            f"num_units * unit_size, unit_size = lstm_hidden_size // num_units; pass num_units dividing it "
+            f"(e.g. {divisors}) or unit_size instead"
+        )
+    return {"num_units": num_units, "unit_size": lstm_hidden_size // num_units}
 
 
 class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
@@ -74,17 +135,18 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
     its config's ``output_size`` (the state width for a RIM, N for MetODS). The critic has its
     own core, as in ``RecurrentPPO`` (``enable_critic_lstm=True``); ``shared_lstm=True`` shares the
     actor's core (the critic then does not train it) and ``enable_critic_lstm=False`` gives the
-    critic no memory. Every ``RecurrentActorCriticPolicy`` argument is accepted except
-    ``lstm_hidden_size``: the width comes from the core's options.
+    critic no memory. Every ``RecurrentActorCriticPolicy`` argument is accepted; ``lstm_hidden_size`` sets the
+    core's total width (:func:`width_options`: split over ``num_units`` for a RIM, the ``nn.LSTM``'s width for
+    ``"lstm"``, N for MetODS), else the core's options do.
 
     The core's options are the fields of its config class (:func:`~sb3_metarim.cores.core_config_class`):
     :class:`~sb3_metarim.rim.RIMConfig`'s (``num_units``, ``top_k``, ``unit_size``, ``cell``, ...) for ``"rim"``
     and ``"lstm"``, :class:`~sb3_metarim.metods.MetODSConfig`'s (``num_neurons``, ``recursions``, ``w0``, ...) for
     ``"metods"``, given as keyword arguments (``policy_kwargs``): the signature lists every core's, and an option
     of another core than the chosen one is an error.
-    ``recurrent_core="lstm"`` keeps sb3-contrib's own ``nn.LSTM`` (exactly ``RecurrentPPO``'s, ``num_units *
-    unit_size`` wide, configured by ``n_lstm_layers`` and ``lstm_kwargs``) and uses only ``num_units`` and
-    ``unit_size``; any other core is built by :func:`~sb3_metarim.cores.make_core`, and LSTM-only arguments
+    ``recurrent_core="lstm"`` keeps sb3-contrib's own ``nn.LSTM`` (exactly ``RecurrentPPO``'s, ``lstm_hidden_size``
+    or ``num_units * unit_size`` wide, configured by ``n_lstm_layers`` and ``lstm_kwargs``) and uses only
+    ``num_units`` and ``unit_size``; any other core is built by :func:`~sb3_metarim.cores.make_core`, and LSTM-only arguments
     (``lstm_kwargs``, ``n_lstm_layers`` other than 1) are errors.
 
     :param observation_space: Observation space.
@@ -108,6 +170,7 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
     ) -> None:
         self.core_config = core_config_from_kwargs(recurrent_core, kwargs)
         check_core_arguments(recurrent_core, kwargs, self.core_config)
+        check_policy_arguments(kwargs)
         self.recurrent_core = recurrent_core
         # The parent sizes the mlp_extractor (and the critic's linear layer) by lstm_hidden_size: the output width.
         output_size = getattr(self.core_config, "output_size", self.core_config.hidden_size)
@@ -121,6 +184,13 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
             self.lstm_hidden_state_shape = (self.lstm_actor.num_layers, 1, self.lstm_actor.hidden_size)
             # The parent built its optimizer over the LSTM it made: rebuild it over the new core.
             self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def make_features_extractor(self) -> BaseFeaturesExtractor:
+        """SB3's, with ``features_dim`` a Python ``int``: a MultiDiscrete observation's is a NumPy integer, which
+        ``nn.LSTM`` (sb3-contrib builds one, even for ``RecurrentPPO``) refuses with a ``TypeError``."""
+        extractor = super().make_features_extractor()
+        extractor._features_dim = int(extractor._features_dim)
+        return extractor
 
     @property
     def core_kwargs(self) -> dict[str, Any]:
@@ -180,26 +250,98 @@ class RIMMultiInputActorCriticPolicy(RIMActorCriticPolicy):
 def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], core_config: Any) -> None:
     """Raise a ``ValueError`` naming the first core argument that is not allowed, its value and what is allowed."""
     core_config_class(recurrent_core)
-    if "lstm_hidden_size" in policy_kwargs:
+    unknown = sorted(set(policy_kwargs) - RECURRENT_POLICY_ARGUMENTS)
+    if unknown:
         raise ValueError(
-            f"lstm_hidden_size={policy_kwargs['lstm_hidden_size']!r}: not an argument of MetaRIMPPO policies; "
-            "the core's width comes from its options (num_units * unit_size for a RIM or an LSTM core, num_neurons "
-            "for MetODS)"
+            f"{unknown[0]}={policy_kwargs[unknown[0]]!r}: not an argument of the policy; its arguments: recurrent_core, "
+            f"the core's options ({', '.join(core_config.option_names())}) and {', '.join(sorted(RECURRENT_POLICY_ARGUMENTS))}"
         )
+    if policy_kwargs.get("shared_lstm") and policy_kwargs.get("enable_critic_lstm", True):
+        raise ValueError(
+            "shared_lstm=True with enable_critic_lstm=True: choose a shared core (shared_lstm=True, "
+            "enable_critic_lstm=False), a critic core of its own (the default) or none (enable_critic_lstm=False)"
+        )
+    if policy_kwargs.get("shared_lstm") and not policy_kwargs.get("share_features_extractor", True):
+        raise ValueError("shared_lstm=True with share_features_extractor=False: a shared core needs a shared extractor")
+    lstm_kwargs = policy_kwargs.get("lstm_kwargs")
+    if lstm_kwargs is not None and not isinstance(lstm_kwargs, dict):
+        raise ValueError(f"lstm_kwargs={lstm_kwargs!r}: must be a dict of nn.LSTM's arguments")
+    n_layers = policy_kwargs.get("n_lstm_layers", 1)
     if recurrent_core == LSTM_CORE:
         for name in ("num_units", "unit_size"):
             check_positive_int(name, getattr(core_config, name))
+        check_positive_int("n_lstm_layers", n_layers)
         return
-    n_layers = policy_kwargs.get("n_lstm_layers", 1)
     if n_layers != 1:
         raise ValueError(f"n_lstm_layers={n_layers!r}: a {recurrent_core!r} core has exactly 1 layer")
-    if policy_kwargs.get("lstm_kwargs"):
+    if lstm_kwargs:
         raise ValueError(
-            f"lstm_kwargs={policy_kwargs['lstm_kwargs']!r}: nn.LSTM's arguments, unused by recurrent_core={recurrent_core!r}; "
+            f"lstm_kwargs={lstm_kwargs!r}: nn.LSTM's arguments, unused by recurrent_core={recurrent_core!r}; "
             f"set the core's options instead ({', '.join(core_config.option_names())}) or use recurrent_core='lstm'"
         )
     if CORE_CONFIGS[recurrent_core] is not None:  # a core registered with its own config class
         core_config.validate()
+
+
+def check_policy_arguments(policy_kwargs: dict[str, Any]) -> None:
+    """Raise a ``ValueError`` naming the first ``ActorCriticPolicy`` argument of a wrong type or out of range."""
+    for name in BOOL_ARGUMENTS:
+        # SB3 saves the gSDE-only ones as None without gSDE.
+        none_ok = name in ("full_std", "use_expln", "squash_output")
+        if name in policy_kwargs and not (isinstance(policy_kwargs[name], bool) or (none_ok and policy_kwargs[name] is None)):
+            raise ValueError(f"{name}={policy_kwargs[name]!r}: must be True or False")
+    if policy_kwargs.get("squash_output") and not policy_kwargs.get("use_sde"):
+        raise ValueError("squash_output=True: only with gSDE (use_sde=True)")
+    for name in ("features_extractor_kwargs", "optimizer_kwargs", "lstm_kwargs"):
+        if policy_kwargs.get(name) is not None and not isinstance(policy_kwargs[name], dict):
+            raise ValueError(f"{name}={policy_kwargs[name]!r}: must be a dict of keyword arguments or None")
+    for name, base in (
+        ("activation_fn", nn.Module),
+        ("optimizer_class", th.optim.Optimizer),
+        ("features_extractor_class", BaseFeaturesExtractor),
+    ):
+        value = policy_kwargs.get(name, base)
+        if not (isinstance(value, type) and issubclass(value, base)):
+            raise ValueError(f"{name}={value!r}: must be a subclass of {base.__module__}.{base.__qualname__}")
+    log_std_init = policy_kwargs.get("log_std_init", 0.0)
+    if isinstance(log_std_init, bool) or not isinstance(log_std_init, (int, float)) or not math.isfinite(log_std_init):
+        raise ValueError(f"log_std_init={log_std_init!r}: must be a finite number")
+    net_arch = policy_kwargs.get("net_arch")
+    layers = list(net_arch.values()) if isinstance(net_arch, dict) else [net_arch]
+    if isinstance(net_arch, dict) and not set(net_arch) <= {"pi", "vf"}:
+        raise ValueError(f"net_arch={net_arch!r}: a dict takes the keys 'pi' and 'vf' (lists of layer sizes)")
+    for sizes in layers:
+        if sizes is None and not isinstance(net_arch, dict):
+            continue
+        if not isinstance(sizes, (list, tuple)) or not all(
+            isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in sizes
+        ):
+            raise ValueError(
+                f"net_arch={net_arch!r}: must be a list of positive layer sizes, or a dict of them for 'pi' and 'vf'"
+            )
+
+
+BOOL_ARGUMENTS = (
+    "ortho_init",
+    "use_sde",
+    "full_std",
+    "use_expln",
+    "squash_output",
+    "share_features_extractor",
+    "normalize_images",
+    "shared_lstm",
+    "enable_critic_lstm",
+)
+
+# What RecurrentActorCriticPolicy takes besides the spaces and the schedule (lstm_hidden_size is turned into the
+# core's options before the check).
+RECURRENT_POLICY_ARGUMENTS = frozenset(inspect.signature(RecurrentActorCriticPolicy.__init__).parameters) - {
+    "self",
+    "observation_space",
+    "action_space",
+    "lr_schedule",
+    "lstm_hidden_size",
+}
 
 
 MlpPolicy = RIMActorCriticPolicy

@@ -8,19 +8,46 @@ included, with ``metarim_ppo``, ``rim_ppo`` and ``metalstm_ppo`` registered next
 
     python -m sb3_metarim.train --algo metarim_ppo --env BabyAI-GoToLocal-v0 --seed 0 -P
     python -m sb3_metarim.train --algo metarim_ppo --env BabyAI-GoToLocal-v0 --optimize --n-trials 20 -n 100000
+    # Checkpoints every 10000 steps; after a crash or a kill, the same command with --resume continues the run.
+    python -m sb3_metarim.train --algo metarim_ppo --env BabyAI-GoToLocal-v0 --save-freq 10000 --resume
+
+Flags of ours, next to rl-zoo3's: ``--resume`` (continue the latest run of ``-f``'s ``<algo>/<env>_<n>`` from
+its latest checkpoint to the budget ``-n``; needs ``--save-freq``), ``--heartbeat-interval`` and
+``--grace-period`` (seconds; a study's trial whose worker died is run again after the grace period, 0 turns the
+heartbeat off).
 """
 
+import argparse
 import signal
+import sys
+from functools import partial
 
 import rl_zoo3.train
 
+from sb3_metarim.tuning import GRACE_PERIOD, HEARTBEAT_INTERVAL
 from sb3_metarim.zoo import ZooExperimentManager, register
 
 
+def parse_own_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """:return: our flags, and the arguments left for rl-zoo3's parser."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--resume", action="store_true", help="continue the latest run from its latest checkpoint")
+    parser.add_argument("--heartbeat-interval", type=int, default=HEARTBEAT_INTERVAL, help="seconds; 0: no heartbeat")
+    parser.add_argument("--grace-period", type=int, default=GRACE_PERIOD, help="seconds without heartbeat: dead")
+    return parser.parse_known_args(argv)
+
+
 def main() -> None:
-    """Register our algorithms, then run rl-zoo3's ``train()`` on ``sys.argv``."""
+    """Register our algorithms, then run rl-zoo3's ``train()`` on ``sys.argv`` (less our own flags)."""
+    own, sys.argv[1:] = parse_own_arguments(sys.argv[1:])
     register()
-    rl_zoo3.train.ExperimentManager = ZooExperimentManager
+    heartbeat = own.heartbeat_interval or None
+    rl_zoo3.train.ExperimentManager = partial(
+        ZooExperimentManager,
+        heartbeat_interval=heartbeat,
+        grace_period=own.grace_period if heartbeat else None,
+        resume=own.resume,
+    )
     # SIGTERM (kill, a cluster's time limit) stops like Ctrl-C: rl-zoo3 saves the model or closes the study,
     # and the trial under way is recorded as interrupted, to be run again when the study resumes.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -16,9 +16,11 @@ that ``--optimize`` runs, for your own loop, is :func:`sb3_metarim.zoo.make_obje
 """
 
 import importlib
+import inspect
 import logging
 import math
 import threading
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator
@@ -30,8 +32,10 @@ from typing import Any
 import matplotlib.pyplot as plt
 import optuna
 from matplotlib.axes import Axes
-from optuna.storages import BaseStorage, JournalStorage
-from optuna.storages.journal import JournalFileBackend
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 from rl_zoo3.hyperparams_opt import convert_onpolicy_params
 
@@ -43,6 +47,20 @@ ZooSampler = Callable[[optuna.Trial, int, int, dict], dict[str, Any]]
 ERROR_ATTR = "error"
 INTERRUPTED_ATTR = "interrupted"
 RETRY_OF_ATTR = "retry_of"
+RETRY_REASON_ATTR = "retry_reason"
+RETRIES_ATTR = "retries"
+WORKER_DIED = "its worker died (no heartbeat)"
+# The heartbeat's system attribute on the journal storage (RDB storages keep their own table).
+HEARTBEAT_ATTR = "sb3_metarim:heartbeat"
+
+# A running trial's worker records a heartbeat every HEARTBEAT_INTERVAL seconds; a running trial without one for
+# GRACE_PERIOD seconds is failed (its worker died: SIGKILL, the OOM killer, a lost machine) by the next worker that
+# starts a trial, which enqueues its parameters again: run again within about a minute after its worker died.
+HEARTBEAT_INTERVAL = 20
+GRACE_PERIOD = 60
+# How often a trial whose worker died is run again (a trial that kills its worker, e.g. out of memory, is not
+# retried forever).
+MAX_RETRIES = 2
 
 # Raw Optuna parameters of each group, as rl-zoo3 names them where it has a name (rl-zoo3's converter reads them).
 PPO_PARAMS = (
@@ -352,16 +370,141 @@ def default_study_name(algo: str, env_id: str) -> str:
     return f"{algo}_{env_id}"
 
 
-def open_storage(url: str) -> str | BaseStorage:
+def open_storage(
+    url: str,
+    heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
+    grace_period: int | None = GRACE_PERIOD,
+    max_retries: int = MAX_RETRIES,
+) -> BaseStorage:
     """
     :param url: A journal file path ending in ``.log`` (as rl-zoo3 decides) or a database URL
         (``sqlite:///...``, ``postgresql://user@host:port/db``).
-    :return: what ``optuna.create_study(storage=...)`` / ``optuna.load_study`` take.
+    :param heartbeat_interval: Seconds between a running trial's heartbeats (``None``: no heartbeat; a trial
+        whose worker is killed then stays ``RUNNING`` for ever).
+    :param grace_period: Seconds without a heartbeat after which a running trial is failed, by the next worker
+        that starts a trial (``None``: twice the interval, Optuna's default).
+    :param max_retries: How often a trial whose worker died is enqueued again (with the same parameters).
+    :return: what ``optuna.create_study(storage=...)`` / ``optuna.load_study`` take: a database URL's
+        ``RDBStorage`` with Optuna's own heartbeat, or a journal storage with the same heartbeat
+        (:class:`HeartbeatJournalStorage`; Optuna's ``JournalStorage`` has none).
     """
+    callback = retry_dead_worker_trial(max_retries) if heartbeat_interval is not None else None
+    if heartbeat_interval is not None:
+        check_heartbeat(heartbeat_interval, grace_period)
     if url.endswith(".log"):
         Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(url))
-    return url
+        # An absolute path: Optuna's lock is a symlink to the journal, and a relative target resolves from the
+        # link's folder, so a lock left by a killed worker is never recognised as stale (its stat fails) and every
+        # other worker waits for ever. With the absolute path the lock is broken after `lock_grace` seconds.
+        path = str(Path(url).resolve())
+        lock_grace = max(3, min(30, grace_period or 30))
+        backend = JournalFileBackend(path, lock_obj=JournalFileSymlinkLock(path, grace_period=lock_grace))
+        if heartbeat_interval is None:
+            return JournalStorage(backend)
+        return HeartbeatJournalStorage(backend, heartbeat_interval, grace_period, callback)
+    if heartbeat_interval is None:
+        return RDBStorage(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # Optuna 4.9 renamed failed_trial_callback (deprecated since).
+        name = "heartbeat_stale_trial_callback"
+        if name not in inspect.signature(RDBStorage.__init__).parameters:
+            name = "failed_trial_callback"
+        return RDBStorage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, **{name: callback})
+
+
+def check_heartbeat(heartbeat_interval: object, grace_period: object) -> None:
+    """Raise a ``ValueError`` naming a heartbeat setting that is not a positive integer or shorter than the interval."""
+    for name, value in (("heartbeat_interval", heartbeat_interval), ("grace_period", grace_period)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name}={value!r}: must be a positive integer (seconds)")
+    if grace_period is not None and grace_period <= heartbeat_interval:
+        raise ValueError(f"grace_period={grace_period!r}: must exceed heartbeat_interval={heartbeat_interval!r}")
+
+
+class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
+    """
+    Optuna's ``JournalStorage`` with the heartbeat Optuna gives only its ``RDBStorage``: while a trial runs, its
+    worker appends its time to the journal every ``heartbeat_interval`` seconds (a trial system attribute); before
+    each trial, a worker fails the running trials without one for ``grace_period`` seconds and calls
+    ``failed_trial_callback`` on those it failed (the journal applies one state change per trial, so exactly one
+    worker does). The workers' clocks must agree to within the grace period (one machine, or NTP).
+
+    :param backend: The journal backend (``JournalFileBackend``).
+    :param heartbeat_interval: Seconds between heartbeats.
+    :param grace_period: Seconds without a heartbeat before a running trial is failed (``None``: twice the interval).
+    :param failed_trial_callback: ``callback(study, frozen_trial)`` for each trial failed so.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        heartbeat_interval: int,
+        grace_period: int | None = None,
+        failed_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    ) -> None:
+        super().__init__(backend)
+        check_heartbeat(heartbeat_interval, grace_period)
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period if grace_period is not None else 2 * heartbeat_interval
+        self.failed_trial_callback = failed_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+        except UpdateFinishedTrialError:
+            pass  # failed by another worker meanwhile (this one was presumed dead)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        stale = []
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+            start = trial.datetime_start.timestamp() if trial.datetime_start is not None else now
+            if now - trial.system_attrs.get(HEARTBEAT_ATTR, start) > self.grace_period:
+                stale.append(trial._trial_id)
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self) -> Callable[[optuna.Study, FrozenTrial], None] | None:
+        return self.failed_trial_callback
+
+
+class RetryDeadWorkerTrial:
+    """
+    The heartbeat's failed-trial callback: enqueue the failed trial's parameters again, with the user attributes
+    ``"retry_of"`` (its number, as for an interrupted trial: :func:`enqueue_retry`), ``"retry_reason"`` and
+    ``"retries"``, so that the next worker to ask for a trial runs it. Optuna calls it in the one worker that
+    failed the trial. A class, not a closure: rl-zoo3 pickles the study, its storage and this with it.
+
+    :param max_retries: How often one trial's parameters are run again after their worker died.
+    """
+
+    def __init__(self, max_retries: int = MAX_RETRIES) -> None:
+        self.max_retries = max_retries
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        retries = trial.user_attrs.get(RETRIES_ATTR, 0) + 1
+        if retries > self.max_retries:
+            logger.warning("Trial %d: its worker died, %d times with these parameters; not run again", trial.number, retries)
+            return
+        print(f"Trial {trial.number}: its worker died (no heartbeat); its parameters are enqueued again")
+        study.enqueue_trial(
+            trial.params, user_attrs={RETRY_OF_ATTR: trial.number, RETRY_REASON_ATTR: WORKER_DIED, RETRIES_ATTR: retries}
+        )
+
+
+def retry_dead_worker_trial(max_retries: int = MAX_RETRIES) -> RetryDeadWorkerTrial:
+    """:return: :class:`RetryDeadWorkerTrial` ``(max_retries)``."""
+    return RetryDeadWorkerTrial(max_retries)
+
+
+def fail_dead_workers_trials(study: optuna.Study) -> None:
+    """Fail the running trials whose worker died and enqueue their retries now (Optuna also does before each trial)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def write_study_report(study: optuna.Study, folder: str | Path, storage: str = "", train_command: str = "") -> Path:
@@ -446,6 +589,8 @@ def _trial_row(trial: FrozenTrial) -> str:
         note = "interrupted"
     if RETRY_OF_ATTR in trial.user_attrs:
         note = f"retry of trial {trial.user_attrs[RETRY_OF_ATTR]}"
+        if RETRY_REASON_ATTR in trial.user_attrs:
+            note += f" ({trial.user_attrs[RETRY_REASON_ATTR]})"
     return f"| {trial.number} | {trial.state.name.lower()} | {value} | {duration} | {params} | {note} |"
 
 

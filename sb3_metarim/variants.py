@@ -9,10 +9,12 @@ rl-zoo3 nor Optuna.
 from collections.abc import Sequence
 from typing import Any
 
+from sb3_metarim.cores import LSTM_SLOW_PARAMETERS
 from sb3_metarim.meta_rim_ppo import MetaRIMPPO
 from sb3_metarim.metods import METODS_SLOW_PARAMETERS
 
-META_LSTM_SLOW_PARAMETERS = ("value_net", "lstm_critic")
+# The meta-LSTM split (the value function slow): the "lstm" core's default slow set.
+META_LSTM_SLOW_PARAMETERS = LSTM_SLOW_PARAMETERS
 
 
 class RIMPPO(MetaRIMPPO):

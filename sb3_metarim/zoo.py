@@ -16,9 +16,11 @@ rl-zoo3 has no plugin mechanism: its CLI reads ``rl_zoo3.ALGOS`` and the sampler
 
 import argparse
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import optuna
 from optuna.trial import TrialState
@@ -26,15 +28,20 @@ from rl_zoo3.exp_manager import ExperimentManager
 from rl_zoo3.hyperparams_opt import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 from rl_zoo3.utils import ALGOS, get_class_by_name
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from stable_baselines3.common.vec_env import VecEnv
 
+from sb3_metarim.checkpoints import Checkpoint, ResumableCheckpointCallback, latest_checkpoint
 from sb3_metarim.meta_rim_ppo import MetaRIMPPO
 from sb3_metarim.plots import plot_learning_curve
 from sb3_metarim.tuning import (
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
     base_policy_kwargs,
     convert_params,
     default_storage,
     default_study_name,
+    fail_dead_workers_trials,
     merge_policy_kwargs,
     open_storage,
     record_failures,
@@ -177,20 +184,105 @@ class ZooExperimentManager(ExperimentManager):
     - a trial that raises is recorded as failed and the study goes on; a trial interrupted by Ctrl-C/SIGTERM is
       run again when the study resumes;
     - after training, ``learning_curve.png`` in the run folder; after a study, a report (markdown + PNG) in
-      ``<log_folder>/<algo>/`` instead of rl-zoo3's plotly windows (``--no-optim-plots`` skips it).
+      ``<log_folder>/<algo>/`` instead of rl-zoo3's plotly windows (``--no-optim-plots`` skips it);
+    - a study's running trials record a heartbeat: a trial whose worker died (SIGKILL, out of memory, a lost
+      machine) is failed after ``grace_period`` seconds without one and run again, with the same parameters, by the
+      next worker that starts a trial (journal files and database URLs alike; :func:`~sb3_metarim.tuning.open_storage`);
+    - ``--save-freq`` checkpoints are written atomically with VecNormalize's statistics and the RNG states
+      (:class:`~sb3_metarim.checkpoints.ResumableCheckpointCallback`), and ``resume=True`` (``--resume``) continues
+      the latest run of ``<log_folder>/<algo>/<env>_<n>`` from its latest checkpoint, in its folder, to the budget
+      ``-n`` (``num_timesteps`` continues; the Monitor files are appended to).
 
     :param args: As for ``ExperimentManager``.
+    :param heartbeat_interval: Seconds between a running trial's heartbeats (``None``: none).
+    :param grace_period: Seconds without a heartbeat before a trial is taken for dead.
+    :param resume: Continue the latest run from its latest checkpoint (a new run when there is none).
     :param kwargs: As for ``ExperimentManager``.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
+        grace_period: int | None = GRACE_PERIOD,
+        resume: bool = False,
+        **kwargs: Any,
+    ) -> None:
         register()
         super().__init__(*args, **kwargs)
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.resume = resume
+        self.resumed_from: Checkpoint | None = None
         if not kwargs.get("config"):
             self.config = default_config(self.algo) or self.config
         if self.optimize_hyperparameters or self.trial_id is not None:
             self.storage = self.storage or default_storage(self.log_folder, self.algo, self.env_name.gym_id)
             self.study_name = self.study_name or default_study_name(self.algo, self.env_name.gym_id)
+        if resume:
+            self._find_run_to_resume()
+
+    def _find_run_to_resume(self) -> None:
+        """Point the run folder and ``trained_agent`` at the latest run's latest readable checkpoint, if any."""
+        if self.optimize_hyperparameters:
+            raise ValueError("--resume: resumes training runs; a study resumes by running the same --optimize command")
+        if self.save_freq <= 0:
+            raise ValueError(f"--resume with --save-freq {self.save_freq}: pass --save-freq N, so that the run checkpoints")
+        runs = []
+        for folder in Path(self.log_path).glob(f"{self.env_name}_*"):
+            run_id = folder.name[len(str(self.env_name)) + 1 :]
+            if folder.is_dir() and run_id.isdigit():
+                runs.append((int(run_id), folder))
+        for _, folder in sorted(runs, reverse=True):
+            checkpoint = latest_checkpoint(folder)
+            if checkpoint is not None:
+                self.resumed_from = checkpoint
+                self.save_path = str(folder)
+                self.params_path = f"{self.save_path}/{self.env_name}"
+                self.trained_agent = str(checkpoint.path)
+                self.continue_training = True
+                done = f"{checkpoint.num_timesteps} of {self.n_timesteps} steps"
+                print(f"Resuming {folder} from {checkpoint.path.name} ({done})")
+                return
+        print(f"--resume: no checkpoint under {self.log_path}{self.env_name}_*; starting a new run")
+
+    def create_callbacks(self) -> None:
+        super().create_callbacks()
+        for index, callback in enumerate(self.callbacks):
+            if type(callback) is CheckpointCallback:
+                self.callbacks[index] = ResumableCheckpointCallback(
+                    callback.save_freq, callback.save_path, callback.name_prefix, verbose=callback.verbose
+                )
+
+    def _load_pretrained_agent(self, hyperparams: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
+        model = super()._load_pretrained_agent(hyperparams, env)
+        if self.resumed_from is not None:
+            self.resumed_from.restore(model)  # VecNormalize's statistics and the RNG states
+        return model
+
+    def learn(self, model: BaseAlgorithm) -> None:
+        if self.resumed_from is None:
+            return super().learn(model)
+        # Continue to the budget (rl-zoo3's -i trains n_timesteps more, counting from 0): rl-zoo3's learn, with
+        # model.learn(remaining, reset_num_timesteps=False).
+        kwargs: dict[str, Any] = {"reset_num_timesteps": False}
+        if self.log_interval > -1:
+            kwargs["log_interval"] = self.log_interval
+        elif self.log_interval < -1:
+            kwargs["log_interval"] = None
+        if self.callbacks:
+            kwargs["callback"] = self.callbacks
+        try:
+            model.learn(max(self.n_timesteps - model.num_timesteps, 0), **kwargs)
+        except KeyboardInterrupt:
+            pass  # as rl-zoo3: save the model when interrupted
+        finally:
+            if self.callbacks:
+                self.callbacks[0].on_training_end()
+            try:
+                model.env.close()
+            except EOFError:
+                pass
 
     def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
         # rl-zoo3 skips --trial-id 0 and replaces the config's policy_kwargs by the trial's: load the trial here.
@@ -233,6 +325,8 @@ class ZooExperimentManager(ExperimentManager):
         if "policy_kwargs" in hyperparams:
             hyperparams["policy_kwargs"] = resolve_class_names(hyperparams["policy_kwargs"])
         check_hyperparameters(self.algo, hyperparams, where)
+        if self.resumed_from is not None:  # append to the run's Monitor files instead of overwriting them
+            self.monitor_kwargs = {**(self.monitor_kwargs or {}), "override_existing": False}
         return hyperparams, env_wrapper, callbacks, vec_env_wrapper
 
     def objective(self, trial: optuna.Trial) -> float:
@@ -240,17 +334,18 @@ class ZooExperimentManager(ExperimentManager):
             return record_failures(super().objective)(trial)
 
     def hyperparameters_optimization(self) -> None:
-        study = optuna.create_study(
-            storage=open_storage(self.storage), study_name=self.study_name, direction="maximize", load_if_exists=True
-        )
+        storage = open_storage(self.storage, self.heartbeat_interval, self.grace_period)
+        study = optuna.create_study(storage=storage, study_name=self.study_name, direction="maximize", load_if_exists=True)
         print(f"Study {self.study_name!r} in {self.storage}: {len(study.trials)} trials so far")
+        fail_dead_workers_trials(study)
         requeue_interrupted(study)
         retried = waiting_retries(study)
         if retried:
             print(f"Running the interrupted trials {retried} again first")
         write_report, self.no_optim_plots = not self.no_optim_plots, True
         try:
-            super().hyperparameters_optimization()
+            with studies_on(storage):
+                super().hyperparameters_optimization()
         except ValueError as error:
             # rl-zoo3 ends by reading study.best_trial, which raises when no trial has completed.
             if "completed" not in str(error) or study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -268,6 +363,19 @@ class ZooExperimentManager(ExperimentManager):
         super().save_trained_model(model)
         curve = plot_learning_curve(self.save_path, title=f"{self.algo} on {self.env_name.gym_id}")
         print(f"Learning curve: {curve}")
+
+
+@contextmanager
+def studies_on(storage: optuna.storages.BaseStorage) -> Iterator[None]:
+    """While the block runs, ``optuna.create_study`` uses ``storage`` (rl-zoo3 builds its own from the URL, without
+    the heartbeat)."""
+    create_study = optuna.create_study
+
+    def create_on_storage(*args: Any, **kwargs: Any) -> optuna.Study:
+        return create_study(*args, **{**kwargs, "storage": storage})
+
+    with mock.patch.object(optuna, "create_study", create_on_storage):
+        yield
 
 
 def experiment_manager(

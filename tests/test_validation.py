@@ -19,7 +19,9 @@ from .conftest import SMALL_CORE
         (dict(policy_kwargs=dict(SMALL_CORE, num_units=-2)), r"num_units=-2"),
         (dict(policy_kwargs=dict(SMALL_CORE, cell="rnn")), r"cell='rnn': must be one of \('lstm', 'gru'\)"),
         (dict(policy_kwargs=dict(SMALL_CORE, recurrent_core="transformer")), r"recurrent_core='transformer'"),
-        (dict(policy_kwargs=dict(lstm_hidden_size=64)), r"lstm_hidden_size=64.*num_units \* unit_size"),
+        (dict(policy_kwargs=dict(lstm_hidden_size=64)), r"lstm_hidden_size=64 is not divisible by num_units=6"),
+        (dict(policy_kwargs=dict(SMALL_CORE, lstm_hidden_size=30)), r"lstm_hidden_size=30 and num_units=4, unit_size=8"),
+        (dict(policy_kwargs=dict(SMALL_CORE, no_such_key=1)), r"no_such_key=1: not an argument of the policy"),
         (dict(policy_kwargs=dict(n_lstm_layers=2)), r"n_lstm_layers=2"),
         (dict(fast_span=0), r"fast_span=0: must be an integer >= 1"),
         (dict(slow_interval=-1), r"slow_interval=-1"),
@@ -29,7 +31,7 @@ from .conftest import SMALL_CORE
         (dict(slow_parameters=["("]), r"'\(' is not a valid regular expression"),
         (dict(slow_parameters=["no_such_parameter"]), r"slow_parameters=\['no_such_parameter'\]: matches no parameter"),
         (dict(slow_parameters=["."]), r"matches every parameter.*meta=False"),
-        (dict(policy_kwargs=dict(recurrent_core="lstm")), r"slow_parameters=.*matches no parameter"),
+        (dict(policy_kwargs=dict(recurrent_core="lstm"), slow_parameters=["attention"]), r"slow_parameters=.*matches no"),
     ],
 )
 def test_bad_argument_is_named(cue_env, kwargs, message):
@@ -69,5 +71,5 @@ def test_unsupported_action_space(cue_env):
         observation_space = spaces.Box(0, 1, (2,), np.float32)
         action_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2)))
 
-    with pytest.raises(AssertionError, match="only supports"):
+    with pytest.raises(ValueError, match=r"action_space=Tuple.*unsupported Tuple; allowed: Box"):
         MetaRIMPPO("MlpPolicy", TupleActionEnv())

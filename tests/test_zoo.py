@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import optuna
 import pytest
@@ -240,10 +241,18 @@ def test_two_workers_share_a_postgresql_study(postgres_url, tmp_path):
     two_workers_share_a_study("metalstm_ppo", postgres_url, tmp_path)
 
 
+class NaNRewardWrapper(gym.Wrapper):
+    def step(self, action):
+        obs, _, terminated, truncated, info = self.env.step(action)
+        return obs, float("nan"), terminated, truncated, info
+
+
 def test_failed_and_nan_trials_are_recorded_and_the_study_goes_on(tmp_path):
     """The Python API: make_objective + record_failures in your own loop."""
     common = dict(n_timesteps=64, log_folder=str(tmp_path / "logs"))
-    nan_training = make_objective("rim_ppo", CUE, hyperparams={"n_envs": 2, "vf_coef": float("nan")}, **common)
+    # NaN rewards: the training stops with a ValueError naming the env and step, which rl-zoo3 prunes.
+    nan_env = {"n_envs": 2, "env_wrapper": "tests.test_zoo.NaNRewardWrapper"}
+    nan_training = make_objective("rim_ppo", CUE, hyperparams=nan_env, **common)
     objective = make_objective("rim_ppo", CUE, hyperparams={"n_envs": 2}, **common)
 
     def flaky(trial: optuna.Trial) -> float:

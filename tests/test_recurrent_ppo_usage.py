@@ -1,0 +1,212 @@
+"""
+sb3-contrib's own RecurrentPPO usage (its tests/test_lstm.py: Box, Dict and image observations, shared_lstm,
+enable_critic_lstm=False, gSDE, lstm_hidden_size / lstm_kwargs / n_lstm_layers) run against our algorithms with
+only the class and the policy names changed; RecurrentPPO itself runs too, so a case that fails for us alone is
+ours. Where a core cannot take an argument (n_lstm_layers=2 and lstm_kwargs for a RIM or MetODS, a width a RIM's
+num_units does not divide) the case must raise a ValueError naming the argument, not a stack trace.
+"""
+
+import re
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from sb3_contrib import RecurrentPPO
+from stable_baselines3.common.env_checker import check_env
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import FakeImageEnv
+from stable_baselines3.common.evaluation import evaluate_policy
+from torch import nn
+
+from sb3_metarim import MetaRIMPPO
+from sb3_metarim.meta_rim_ppo import DEFAULT_SLOW_PARAMETERS
+from sb3_metarim.rim import RIM
+from sb3_metarim.variants import META_LSTM_SLOW_PARAMETERS, MetaLSTMPPO, MetODSPPO
+
+POLICY_NAMES = {"MlpLstmPolicy": "MlpPolicy", "CnnLstmPolicy": "CnnPolicy", "MultiInputLstmPolicy": "MultiInputPolicy"}
+# RecurrentPPO (the reference), MetaRIMPPO (a RIM), MetaLSTMPPO (an nn.LSTM, fast and slow), MetODSPPO.
+ALGOS = [RecurrentPPO, MetaRIMPPO, MetaLSTMPPO, MetODSPPO]
+LSTM_ONLY = ("n_lstm_layers", "lstm_kwargs")
+
+
+def policy_name(algo: type, name: str) -> str:
+    return name if algo is RecurrentPPO else POLICY_NAMES[name]
+
+
+def make_model(algo: type, name: str, env, policy_kwargs: dict, **kwargs):
+    """The model, or the ValueError a core that cannot take an LSTM-only argument must raise (then None)."""
+    core_takes_all = algo in (RecurrentPPO, MetaLSTMPPO)
+    refused = [key for key in LSTM_ONLY if key in policy_kwargs]
+    if algo is MetaRIMPPO and policy_kwargs.get("lstm_hidden_size", 6) % 6:
+        refused.append("lstm_hidden_size")
+    if not core_takes_all and refused:
+        with pytest.raises(ValueError, match="|".join(rf"{key}=" for key in refused)):
+            algo(policy_name(algo, name), env, policy_kwargs=policy_kwargs, **kwargs)
+        return None
+    return algo(policy_name(algo, name), env, policy_kwargs=policy_kwargs, **kwargs)
+
+
+class ToDictWrapper(gym.Wrapper):
+    def __init__(self, env):
+        super().__init__(env)
+        self.observation_space = spaces.Dict({"obs": self.env.observation_space})
+
+    def reset(self, **kwargs):
+        return {"obs": self.env.reset(**kwargs)[0]}, {}
+
+    def step(self, action):
+        obs, reward, done, truncated, infos = self.env.step(action)
+        return {"obs": obs}, reward, done, truncated, infos
+
+
+class MultiBoxActionEnv(gym.Env):
+    """A check_env-clean env with a 3-dimensional Box action: reward for matching the observation."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        self.target = self.np_random.uniform(-1, 1, 3).astype(np.float32)
+        return self.target, {}
+
+    def step(self, action):
+        self.t += 1
+        reward = -float(np.abs(np.clip(action, -1, 1) - self.target).sum())
+        self.target = self.np_random.uniform(-1, 1, 3).astype(np.float32)
+        return self.target, reward, False, self.t >= 20, {}
+
+
+COMMON_KWARGS = [
+    {},
+    dict(shared_lstm=True, enable_critic_lstm=False),
+    dict(enable_critic_lstm=True, lstm_hidden_size=4, lstm_kwargs=dict(dropout=0.5), n_lstm_layers=2),
+    dict(enable_critic_lstm=False, lstm_hidden_size=4, lstm_kwargs=dict(dropout=0.5), n_lstm_layers=2),
+]
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=lambda algo: algo.__name__)
+@pytest.mark.parametrize(
+    "policy_kwargs",
+    [
+        *COMMON_KWARGS,
+        {"share_features_extractor": False},
+        dict(enable_critic_lstm=False, lstm_hidden_size=4, share_features_extractor=False),
+    ],
+)
+def test_cnn(algo, policy_kwargs):
+    model = make_model(
+        algo,
+        "CnnLstmPolicy",
+        FakeImageEnv(screen_height=40, screen_width=40, n_channels=3),
+        dict(**policy_kwargs, features_extractor_kwargs=dict(features_dim=32)),
+        n_steps=16,
+        seed=0,
+        n_epochs=2,
+    )
+    if model is not None:
+        model.learn(total_timesteps=32)
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=lambda algo: algo.__name__)
+@pytest.mark.parametrize("policy_kwargs", COMMON_KWARGS)
+def test_policy_kwargs(algo, policy_kwargs):
+    model = make_model(algo, "MlpLstmPolicy", "CartPole-v1", policy_kwargs, n_steps=16, seed=0)
+    if model is not None:
+        model.learn(total_timesteps=32)
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=lambda algo: algo.__name__)
+def test_check(algo):
+    # RecurrentPPO asserts; ours raise a ValueError naming the arguments.
+    error = AssertionError if algo is RecurrentPPO else ValueError
+    for policy_kwargs in (
+        dict(shared_lstm=True, enable_critic_lstm=True),
+        dict(shared_lstm=True, enable_critic_lstm=False, share_features_extractor=False),
+    ):
+        with pytest.raises(error, match=None if algo is RecurrentPPO else "shared_lstm=True"):
+            algo(policy_name(algo, "MlpLstmPolicy"), "CartPole-v1", n_steps=16, seed=0, policy_kwargs=policy_kwargs)
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=lambda algo: algo.__name__)
+@pytest.mark.parametrize("env", ["Pendulum-v1", "CartPole-v1"])
+def test_run(algo, env):
+    algo(policy_name(algo, "MlpLstmPolicy"), env, n_steps=16, seed=0).learn(total_timesteps=32)
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=lambda algo: algo.__name__)
+def test_run_sde(algo):
+    model = algo(
+        policy_name(algo, "MlpLstmPolicy"),
+        "Pendulum-v1",
+        n_steps=16,
+        seed=0,
+        sde_sample_freq=4,
+        use_sde=True,
+        clip_range_vf=0.1,
+    )
+    model.learn(total_timesteps=64)
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=lambda algo: algo.__name__)
+@pytest.mark.parametrize("policy_kwargs", COMMON_KWARGS)
+def test_dict_obs(algo, policy_kwargs):
+    env = make_vec_env("CartPole-v1", n_envs=1, wrapper_class=ToDictWrapper)
+    model = make_model(algo, "MultiInputLstmPolicy", env, policy_kwargs, n_steps=32)
+    if model is not None:
+        model.learn(64)
+        evaluate_policy(model, env, n_eval_episodes=2, warn=False)
+
+
+@pytest.mark.parametrize("algo", ALGOS, ids=lambda algo: algo.__name__)
+@pytest.mark.parametrize("use_sde", [False, True])
+def test_multi_dimensional_box_actions(algo, use_sde):
+    check_env(MultiBoxActionEnv())
+    model = algo(policy_name(algo, "MlpLstmPolicy"), MultiBoxActionEnv(), n_steps=16, seed=0, use_sde=use_sde)
+    model.learn(32)
+    action, _ = model.predict(MultiBoxActionEnv().reset(seed=0)[0])
+    assert action.shape == (3,)
+
+
+def test_lstm_hidden_size_sets_the_width():
+    env = "CartPole-v1"
+    rim = MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, num_units=4, top_k=2)).policy
+    assert isinstance(rim.lstm_actor, RIM) and (rim.core_config.num_units, rim.core_config.unit_size) == (4, 16)
+    assert rim.lstm_actor.hidden_size == 64
+    lstm = MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(recurrent_core="lstm", lstm_hidden_size=50, n_lstm_layers=2))
+    assert isinstance(lstm.policy.lstm_actor, nn.LSTM) and lstm.policy.lstm_actor.hidden_size == 50
+    assert lstm.policy.lstm_actor.num_layers == 2
+    metods = MetODSPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=20)).policy
+    assert metods.core_config.num_neurons == 20
+    with pytest.raises(ValueError, match=r"lstm_hidden_size=64 is not divisible by num_units=6"):
+        MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64))
+    with pytest.raises(ValueError, match=r"lstm_hidden_size=64 and num_units=4, unit_size=8"):
+        MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, num_units=4, unit_size=8))
+    with pytest.raises(ValueError, match=r"lstm_hidden_size=20 and num_neurons=16"):
+        MetODSPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=20, num_neurons=16))
+
+
+def test_lstm_hidden_size_survives_save_and_load(tmp_path):
+    model = MetaRIMPPO("MlpPolicy", "CartPole-v1", n_steps=16, policy_kwargs=dict(recurrent_core="lstm", lstm_hidden_size=12))
+    model.save(tmp_path / "model")
+    loaded = MetaRIMPPO.load(tmp_path / "model")
+    assert loaded.policy.lstm_actor.hidden_size == 12
+
+
+def test_an_lstm_core_with_default_arguments_trains_fast_and_slow_with_the_meta_lstm_split():
+    model = MetaRIMPPO("MlpPolicy", "CartPole-v1", n_steps=16, slow_interval=1, policy_kwargs=dict(recurrent_core="lstm"))
+    slow = {id(param) for group in model.slow_optimizer.param_groups for param in group["params"]}
+    slow_names = {name for name, param in model.policy.named_parameters() if id(param) in slow}
+    assert slow_names and all(re.search("value_net|lstm_critic", name) for name in slow_names)
+    assert model.slow_parameters == list(META_LSTM_SLOW_PARAMETERS)
+    before = {name: param.detach().clone() for name, param in model.policy.named_parameters()}
+    model.learn(32)
+    changed = {name for name, param in model.policy.named_parameters() if not param.equal(before[name])}
+    assert changed & slow_names and changed - slow_names  # both timescales trained
+
+
+def test_the_rim_default_slow_set_is_unchanged():
+    model = MetaRIMPPO("MlpPolicy", "CartPole-v1", n_steps=16)
+    assert model.slow_parameters == list(DEFAULT_SLOW_PARAMETERS) == ["input_attention", "communication_attention"]
