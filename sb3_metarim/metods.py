@@ -28,11 +28,13 @@ actor's and the critic's ``(h, c)``: ``4 * ceil(N^2 / 2) * 4`` bytes per step pe
 """
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch as th
 from torch import nn
+
+from sb3_metarim.core_options import CoreOptions
 
 W0_MODES = ("zero", "learned", "sampled")
 PLASTICITY_MODES = ("synapse", "neuron", "scalar")
@@ -44,7 +46,7 @@ METODS_SLOW_PARAMETERS = (r"lstm_(actor|critic)\.(alpha|kappa|beta)$",)
 
 
 @dataclass(frozen=True)
-class MetODSConfig:
+class MetODSConfig(CoreOptions):
     """
     The options of a :class:`MetODS` core, in one place: their defaults, their meaning and their checks. The
     policies take the same names in ``policy_kwargs`` with ``recurrent_core="metods"``.
@@ -74,11 +76,6 @@ class MetODSConfig:
     write_projection: bool = False
     retention_init: float = 0.95
 
-    @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        """:return: the names of the options, in declaration order."""
-        return tuple(option.name for option in fields(cls))
-
     @property
     def hidden_size(self) -> int:
         """Width of each of ``h`` and ``c`` in the stored state: ``ceil(N^2 / 2)``."""
@@ -88,10 +85,6 @@ class MetODSConfig:
     def output_size(self) -> int:
         """Width of the core's output (what the ``mlp_extractor`` reads): N."""
         return self.num_neurons
-
-    def as_dict(self) -> dict[str, Any]:
-        """:return: the options as keyword arguments (``MetODSConfig(**config.as_dict()) == config``)."""
-        return asdict(self)
 
     def validate(self) -> "MetODSConfig":
         """

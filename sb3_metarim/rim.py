@@ -1,13 +1,14 @@
 """Recurrent Independent Mechanisms (Goyal et al. 2019) as a drop-in for ``nn.LSTM`` in sb3-contrib."""
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch as th
 import torch.nn.functional as F
 from torch import nn
 
+from sb3_metarim.core_options import CoreOptions
 from sb3_metarim.validation import check_positive_int
 
 RIM_CELLS = ("lstm", "gru")
@@ -40,7 +41,7 @@ class GroupLinear(nn.Module):
 
 
 @dataclass(frozen=True)
-class RIMConfig:
+class RIMConfig(CoreOptions):
     """
     The options of a :class:`RIM`, in one place: their defaults, their meaning and their checks. The RIM
     policies take the same names in ``policy_kwargs`` (``num_units``, ``top_k``, ...).
@@ -69,24 +70,10 @@ class RIMConfig:
     comm_value_size: int = 32
     dropout: float = 0.0
 
-    @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        """:return: the names of the options, in declaration order."""
-        return tuple(option.name for option in fields(cls))
-
     @property
     def hidden_size(self) -> int:
         """The core's width, ``num_units * unit_size``."""
         return self.num_units * self.unit_size
-
-    @property
-    def output_size(self) -> int:
-        """The core's output width: its state's, ``num_units * unit_size``."""
-        return self.hidden_size
-
-    def as_dict(self) -> dict[str, Any]:
-        """:return: the options as keyword arguments (``RIMConfig(**config.as_dict()) == config``)."""
-        return asdict(self)
 
     def validate(self) -> "RIMConfig":
         """
