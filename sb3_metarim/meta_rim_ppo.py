@@ -157,7 +157,8 @@ class MetaRIMPPO(RecurrentPPO):
         _init_setup_model: bool = True,
     ):
         check_meta_arguments(meta, fast_span, slow_interval, slow_n_epochs, slow_learning_rate, slow_parameters)
-        check_ppo_arguments(
+        # RecurrentPPO's own arguments, checked here and passed on unchanged.
+        ppo_arguments = dict(
             learning_rate=learning_rate,
             n_steps=n_steps,
             batch_size=batch_size,
@@ -174,8 +175,8 @@ class MetaRIMPPO(RecurrentPPO):
             sde_sample_freq=sde_sample_freq,
             target_kl=target_kl,
             stats_window_size=stats_window_size,
-            check_nan=check_nan,
         )
+        check_ppo_arguments(**ppo_arguments, check_nan=check_nan)
         if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
             raise ValueError(f"policy_kwargs={policy_kwargs!r}: must be a dict of the policy's arguments")
         if env is not None:
@@ -187,22 +188,7 @@ class MetaRIMPPO(RecurrentPPO):
         super().__init__(
             policy,
             env,
-            learning_rate=learning_rate,
-            n_steps=n_steps,
-            batch_size=batch_size,
-            n_epochs=n_epochs,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
-            clip_range=clip_range,
-            clip_range_vf=clip_range_vf,
-            normalize_advantage=normalize_advantage,
-            ent_coef=ent_coef,
-            vf_coef=vf_coef,
-            max_grad_norm=max_grad_norm,
-            use_sde=use_sde,
-            sde_sample_freq=sde_sample_freq,
-            target_kl=target_kl,
-            stats_window_size=stats_window_size,
+            **ppo_arguments,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
             verbose=verbose,
