@@ -35,6 +35,9 @@ SelfMetaRIMPPO = TypeVar("SelfMetaRIMPPO", bound="MetaRIMPPO")
 
 # The RIM's default slow set (each core's: sb3_metarim.cores.default_slow_parameters).
 DEFAULT_SLOW_PARAMETERS = RIM_SLOW_PARAMETERS
+# Steps per forward pass when the slow phase re-computes the log-probabilities (no gradients are kept): the whole
+# buffer of the zoo's 16 envs x 128 steps in one pass, while an image observation's activations stay bounded.
+REFRESH_BATCH_STEPS = 2048
 SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
@@ -281,7 +284,9 @@ class MetaRIMPPO(RecurrentPPO):
         if self.meta and self._n_rollouts_trained % self.slow_interval == 0:
             # The fast phase has moved the policy: centre the slow phase's clipping and KL on where it is now.
             with th.no_grad():
-                self.rollout_buffer.refresh_log_probs(self._log_prob, span=self.n_steps, batch_size=self.batch_size)
+                # No graph is kept, so many sequences can share a pass: fewer, larger steps through the core.
+                refresh_batch = max(self.batch_size, REFRESH_BATCH_STEPS)
+                self.rollout_buffer.refresh_log_probs(self._log_prob, span=self.n_steps, batch_size=refresh_batch)
             slow_lr = self.slow_lr_schedule(progress)
             slow = self._train_phase(
                 self.slow_optimizer, slow_lr, self.slow_n_epochs, self.n_steps, clip_range, clip_range_vf, activity

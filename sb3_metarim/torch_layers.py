@@ -72,12 +72,13 @@ class MissionEncoder(nn.Module):
 
     def forward(self, tokens: th.Tensor) -> th.Tensor:
         """:param tokens: (batch, length) ids, padded at the end (any dtype). :return: (batch, features_dim)."""
-        tokens = tokens.long()
+        # A batch holds few distinct missions (one per episode, repeated at every step): read each once.
+        missions, inverse = th.unique(tokens.long(), dim=0, return_inverse=True)
         # An empty mission (MiniGrid's Playground) still gets one (padding) step: packing refuses length 0.
-        lengths = (tokens != PAD_ID).sum(dim=1).clamp(min=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(tokens), lengths, batch_first=True, enforce_sorted=False)
+        lengths = (missions != PAD_ID).sum(dim=1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(missions), lengths, batch_first=True, enforce_sorted=False)
         _, hidden = self.gru(packed)
-        return hidden[-1]
+        return hidden[-1][inverse]
 
 
 class MiniGridFeaturesExtractor(BaseFeaturesExtractor):

@@ -14,6 +14,16 @@ compares metarim and lstm on MiniGrid while varying n_envs, n_steps (the sequenc
 Writes throughput.csv and scaling.csv (raw, one row per run), throughput.md and throughput.png under ``--out``.
 Run: ``python scripts/benchmark_throughput.py`` (full: long) or ``python scripts/benchmark_throughput.py --quick
 --out /tmp/bench_quick`` (smoke test).
+
+``--case gotolocal`` measures the paper's benchmark instead: BabyAI-GoToLocal-v0 with the mission (the zoo's
+``MissionTokenWrapper`` and ``GridIdsWrapper``, ``MiniGridFeaturesExtractor``) and the zoo's settings (16 envs x 128
+steps, batch 256, 4 epochs, lr 1e-3; MetaRIMPPO with 6 modules of 32, 4 active, ``fast_span`` 20; RecurrentPPO with
+an LSTM of 192, as wide), metarim against lstm alternating as above, then the ``--sweep``s, each varying one setting:
+``n_envs`` (16 / 64 / 256; the batch grows with it, 8 minibatches per epoch as at 16 envs), ``vec_env`` (DummyVecEnv
+against SubprocVecEnv, one process per env), ``fast_span`` (10 / 20 / 40; lstm trains on whole rollouts whatever it
+is) and ``num_units`` (4 / 6 / 8; lstm as wide). ``--device cuda`` runs the models on the GPU. Writes
+gotolocal_<device>.csv (one row per timed run), gotolocal_<device>.md and gotolocal_<device>.png; ``--compare
+A.csv B.csv`` writes devices.md, the steps/s of the runs of two such files side by side (e.g. GPU against CPU).
 """
 
 import argparse
@@ -26,6 +36,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+import gymnasium as gym
 import matplotlib
 
 matplotlib.use("Agg")
@@ -40,8 +51,11 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 from sb3_metarim import MetaRIMPPO
+from sb3_metarim.envs.minigrid import GridIdsWrapper, MissionTokenWrapper
+from sb3_metarim.torch_layers import MiniGridFeaturesExtractor
 
 try:
     import psutil
@@ -51,6 +65,13 @@ except ImportError:  # memory is then reported as NaN
 ALGOS = ("metarim", "modular", "lstm", "ppo")
 ENVS = ("MiniGrid-Empty-5x5-v0", "CartPole-v1")
 UNIT_SIZE = 32
+GOTOLOCAL = "BabyAI-GoToLocal-v0"
+# The zoo's GoToLocal settings (sb3_metarim/zoo_configs/metarim_ppo.yml), shared by both algorithms.
+GOTOLOCAL_PPO = dict(n_steps=128, n_epochs=4, learning_rate=1e-3, gamma=0.99, gae_lambda=0.95, ent_coef=0.01)
+GOTOLOCAL_META = dict(fast_span=20, slow_interval=2, slow_n_epochs=1, slow_learning_rate=1e-4)
+GOTOLOCAL_SETTING = dict(n_envs=16, vec_env="dummy", fast_span=20, num_units=6)
+MINIBATCHES_PER_EPOCH = 8  # 16 envs x 128 steps / batch 256
+SWEEPS = {"n_envs": (16, 64, 256), "vec_env": ("dummy", "subproc"), "fast_span": (10, 20, 40), "num_units": (4, 6, 8)}
 
 
 def parse_args() -> argparse.Namespace:
@@ -68,9 +89,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 rollout, 2 repeats, smaller scaling grid")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    parser.add_argument("--case", choices=("classic", "gotolocal"), default="classic", help="see the module docstring")
+    parser.add_argument("--sweep", nargs="*", choices=tuple(SWEEPS), default=(), help="gotolocal: settings to vary")
+    parser.add_argument("--n-envs-values", type=int, nargs="+", default=SWEEPS["n_envs"], help="gotolocal: n_envs sweep")
+    parser.add_argument("--device", default="cpu", help="torch device of the models (gotolocal)")
+    parser.add_argument("--torch-threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--compare", type=Path, nargs=2, metavar="CSV", help="write devices.md from two gotolocal CSVs")
     args = parser.parse_args()
     if args.quick:
         args.rollouts, args.repeats, args.scaling_repeats = 1, 2, 1
+    if args.case == "gotolocal" and args.rollouts % 2:
+        parser.error(f"--rollouts={args.rollouts}: must be even with --case gotolocal (metarim's slow_interval is 2)")
     return args
 
 
@@ -92,6 +121,27 @@ def make_model(args: argparse.Namespace, algo: str, env_id: str, n_envs: int, n_
         return RecurrentPPO("MlpLstmPolicy", env, policy_kwargs=dict(lstm_hidden_size=num_units * UNIT_SIZE), **common)
     rim = dict(num_units=num_units, unit_size=UNIT_SIZE, top_k=min(4, num_units - 1))  # the default 4, sparse for N=4 too
     return MetaRIMPPO("MlpPolicy", env, meta=algo == "metarim", policy_kwargs=rim, **common)
+
+
+def grid_wrappers(env: gym.Env) -> gym.Env:
+    """The zoo's wrappers for MiniGrid/BabyAI as single episodes: the mission as token ids, the grid as ids."""
+    return GridIdsWrapper(MissionTokenWrapper(env))
+
+
+def make_gotolocal_model(
+    args: argparse.Namespace, algo: str, n_envs: int, vec_env: str, fast_span: int, num_units: int
+) -> BaseAlgorithm:
+    """metarim or lstm on GoToLocal with the zoo's settings; the batch keeps 8 minibatches per epoch."""
+    vec_env_cls = SubprocVecEnv if vec_env == "subproc" else DummyVecEnv
+    env = make_vec_env(GOTOLOCAL, n_envs=n_envs, seed=args.seed, wrapper_class=grid_wrappers, vec_env_cls=vec_env_cls)
+    batch_size = n_envs * GOTOLOCAL_PPO["n_steps"] // MINIBATCHES_PER_EPOCH
+    common = dict(GOTOLOCAL_PPO, batch_size=batch_size, seed=args.seed, device=args.device)
+    policy_kwargs = dict(features_extractor_class=MiniGridFeaturesExtractor)
+    if algo == "lstm":
+        lstm = dict(policy_kwargs, lstm_hidden_size=num_units * UNIT_SIZE)
+        return RecurrentPPO("MultiInputLstmPolicy", env, policy_kwargs=lstm, **common)
+    rim = dict(policy_kwargs, num_units=num_units, unit_size=UNIT_SIZE, top_k=min(4, num_units - 1))
+    return MetaRIMPPO("MultiInputPolicy", env, policy_kwargs=rim, **GOTOLOCAL_META | dict(fast_span=fast_span), **common)
 
 
 class RolloutTimer(BaseCallback):
@@ -153,6 +203,8 @@ def measure(builders: dict[str, Callable[[], BaseAlgorithm]], rollouts: int, rep
         for algo, model in models.items():
             rows.append(dict(labels, algo=algo, round=round_, memory_mb=memory[algo], **timed_learn(model, rollouts)))
             print(f"{labels} {algo:8s} round {round_}: {rows[-1]['steps_per_s']:8.0f} steps/s", flush=True)
+    for model in models.values():
+        model.env.close()  # SubprocVecEnv's worker processes
     return rows
 
 
@@ -167,8 +219,9 @@ def summarize(runs: pd.DataFrame, key: str) -> pd.DataFrame:
         memory_mb=("memory_mb", "median"),
     )
     per_round = runs.pivot_table(index=[key, "round"], columns="algo", values="steps_per_s")
-    ratios = per_round.div(per_round["lstm"], axis=0).groupby(level=key).median()
-    summary["ratio_to_lstm"] = ratios.stack().reindex(summary.index)
+    ratios = per_round.div(per_round["lstm"], axis=0).groupby(level=key)
+    for column, statistic in (("ratio_to_lstm", "median"), ("ratio_min", "min"), ("ratio_max", "max")):
+        summary[column] = ratios.agg(statistic).stack().reindex(summary.index)
     return summary.reset_index()
 
 
@@ -218,11 +271,89 @@ def run_scaling(args: argparse.Namespace) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def gotolocal_settings(args: argparse.Namespace) -> list[tuple[str, dict[str, object]]]:
+    """The zoo's setting, then each ``--sweep``'s other values, as (label, setting) pairs."""
+    settings = [("zoo", GOTOLOCAL_SETTING)]
+    for name in args.sweep:
+        values = args.n_envs_values if name == "n_envs" else SWEEPS[name]
+        settings += [
+            (f"{name}={value}", GOTOLOCAL_SETTING | {name: value}) for value in values if value != GOTOLOCAL_SETTING[name]
+        ]
+    return settings
+
+
+def machine(device: str) -> str:
+    """The device's name and the CPU count, for the tables."""
+    gpu = f"{th.cuda.get_device_name(th.device(device))} · " if device.startswith("cuda") else ""
+    return f"{gpu}{os.cpu_count()} CPUs · {th.get_num_threads()} torch threads · torch {th.__version__}"
+
+
+def run_gotolocal(args: argparse.Namespace, command: str) -> None:
+    """metarim against lstm on GoToLocal in each setting; writes gotolocal_<device>.csv/.md/.png."""
+    rows = []
+    for label, setting in gotolocal_settings(args):
+        builders = {algo: partial(make_gotolocal_model, args, algo, **setting) for algo in ("metarim", "lstm")}
+        rows += measure(builders, args.rollouts, args.repeats, setting=label, device=args.device, **setting)
+    runs = pd.DataFrame(rows)
+    name = f"gotolocal_{args.device.replace(':', '')}"
+    runs.to_csv(args.out / f"{name}.csv", index=False)
+    summary = summarize(runs, "setting")
+    columns = dict(
+        steps_per_s="steps/s (median)",
+        min="min",
+        max="max",
+        collect_steps_per_s="collection steps/s",
+        train_s_per_rollout="training s/rollout",
+        memory_mb="memory MB (RSS growth)",
+        ratio_to_lstm="x lstm (median of per-round ratios)",
+        ratio_min="x lstm min",
+        ratio_max="x lstm max",
+    )
+    fig, ax = plt.subplots(figsize=(10, 5))
+    bar_panel(ax, summary, "setting", f"{GOTOLOCAL} on {args.device}")
+    fig.tight_layout()
+    fig.savefig(args.out / f"{name}.png", dpi=120)
+    markdown = (
+        f"# Training throughput on {GOTOLOCAL} ({args.device}): MetaRIMPPO (metarim) against RecurrentPPO (lstm)\n\n"
+        f"Zoo settings: 16 envs x 128 steps, batch 256 (8 minibatches per epoch; the batch grows with n_envs), 4 epochs, "
+        f"lr 1e-3, MiniGridFeaturesExtractor with the mission; metarim 6 modules of {UNIT_SIZE}, 4 active, fast_span 20, "
+        f"slow phase every 2 rollouts; lstm {6 * UNIT_SIZE} units. {args.rollouts} rollouts per timed run, "
+        f"{args.repeats} alternating rounds after a one-rollout warm-up.\n\n"
+        f"{to_markdown(summary.rename(columns=columns))}\n\n"
+        f"Command: `{command}` · {datetime.now().isoformat(timespec='seconds')} · {machine(args.device)}\n"
+    )
+    (args.out / f"{name}.md").write_text(markdown)
+    print(markdown)
+
+
+def compare_devices(paths: tuple[Path, Path], out: Path, command: str) -> None:
+    """devices.md: median steps/s per (setting, algo) of two gotolocal CSVs side by side, and their ratio."""
+    medians = []
+    for path in paths:
+        runs = pd.read_csv(path)
+        device = str(runs["device"].iloc[0])
+        medians.append(runs.groupby(["setting", "algo"], sort=False)["steps_per_s"].median().rename(f"{device} steps/s"))
+    table = pd.concat(medians, axis=1, join="inner")
+    table[f"{table.columns[1]} / {table.columns[0]}"] = table.iloc[:, 1] / table.iloc[:, 0]
+    markdown = (
+        f"# {GOTOLOCAL}: steps/s on two devices (medians of the runs in {paths[0].name} and {paths[1].name})\n\n"
+        f"{to_markdown(table.reset_index())}\n\nCommand: `{command}`\n"
+    )
+    (out / "devices.md").write_text(markdown)
+    print(markdown)
+
+
 def main() -> None:
     args = parse_args()
-    th.set_num_threads(1)
+    th.set_num_threads(args.torch_threads)
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python " + shlex.join(sys.argv)
+    if args.compare:
+        compare_devices(args.compare, args.out, command)
+        return
+    if args.case == "gotolocal":
+        run_gotolocal(args, command)
+        return
 
     runs = run_throughput(args)
     runs.to_csv(args.out / "throughput.csv", index=False)

@@ -133,6 +133,20 @@ def test_mission_padding_does_not_change_its_features():
     assert th.isfinite(empty).all(), "an empty mission (Playground) still encodes"
 
 
+def test_repeated_missions_are_read_once_with_the_same_features_and_gradients():
+    env, _ = babyai_batch()
+    encoder = MiniGridFeaturesExtractor(env.observation_space).mission_encoder
+    missions = ["go to the red ball", "go to the blue key", "go to the red ball", "", "go to the red ball"]
+    batch = th.as_tensor(np.stack([tokenize_mission(mission) for mission in missions]))
+    together = encoder(batch)
+    one_by_one = th.cat([encoder(row[None]) for row in batch])
+    th.testing.assert_close(together, one_by_one)
+    weights = th.randn_like(together)
+    grad_together = th.autograd.grad((together * weights).sum(), encoder.gru.weight_ih_l0)[0]
+    grad_one_by_one = th.autograd.grad((one_by_one * weights).sum(), encoder.gru.weight_ih_l0)[0]
+    th.testing.assert_close(grad_together, grad_one_by_one)
+
+
 def test_features_extractor_refuses_the_raw_minigrid_image():
     raw = MissionTokenWrapper(gym.make("MiniGrid-Empty-5x5-v0"))
     with pytest.raises(ValueError, match=r"needs the grid of ids as GridIdsWrapper declares it"):
