@@ -197,7 +197,8 @@ class RIM(nn.Module):
         """
         cores, key_size = key.shape[0], key.shape[-1]
         from_hidden = th.baddbmm(weights.hidden_bias, h, weights.hidden_weight)
-        query, hidden_gates = from_hidden[..., :key_size], from_hidden[..., key_size:]
+        # split, not two slices: its backward is one cat, a slice's is zeros + copy each, then their sum.
+        query, hidden_gates = from_hidden.split((key_size, from_hidden.shape[-1] - key_size), dim=-1)
         # Softmax over the two slots [input, null] with a zero null score is a sigmoid.
         scores = (query.view(cores, self.num_units, *query.shape[1:]) * key).sum(dim=-1)
         attention = th.sigmoid(scores)
@@ -385,9 +386,10 @@ class GroupLSTMCell(nn.Module):
         :return: the candidate ``(h, c)`` of every module.
         """
         gates = th.baddbmm(hidden_gates, x, self.input_gates.weight if input_weight is None else input_weight)
-        split = 3 * self.unit_size
-        i, f, o = th.sigmoid(gates[..., :split]).chunk(3, dim=-1)
-        c_new = th.addcmul(f * c, i, th.tanh(gates[..., split:]))
+        # split, not slices: its backward is one cat instead of zeros + copy per slice.
+        sigmoid_gates, candidate = gates.split((3 * self.unit_size, self.unit_size), dim=-1)
+        i, f, o = th.sigmoid(sigmoid_gates).chunk(3, dim=-1)
+        c_new = th.addcmul(f * c, i, th.tanh(candidate))
         return o * th.tanh(c_new), c_new
 
 
@@ -434,10 +436,12 @@ class GroupGRUCell(nn.Module):
         if input_weight is None:
             input_weight, input_bias = self.input_projection()
         input_gates = th.baddbmm(input_bias, x, input_weight)
-        split = 2 * self.unit_size
-        r, z = th.sigmoid(input_gates[..., :split] + hidden_gates[..., :split]).chunk(2, dim=-1)
+        # split, not slices: its backward is one cat instead of zeros + copy per slice.
+        input_rz, input_n = input_gates.split((2 * self.unit_size, self.unit_size), dim=-1)
+        hidden_rz, hidden_n = hidden_gates.split((2 * self.unit_size, self.unit_size), dim=-1)
+        r, z = th.sigmoid(input_rz + hidden_rz).chunk(2, dim=-1)
         # The reset gate scales the hidden part of the candidate only, as in nn.GRU.
-        n = th.tanh(th.addcmul(input_gates[..., split:], r, hidden_gates[..., split:]))
+        n = th.tanh(th.addcmul(input_n, r, hidden_n))
         return th.addcmul(n, z, h - n), c
 
 
