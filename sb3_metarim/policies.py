@@ -273,7 +273,9 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
         :return: whether :meth:`forward` and :meth:`evaluate_actions` run the actor and critic cores in one pass
             (:func:`~sb3_metarim.rim.run_rims`: half the kernels per step, the cost of these small cores): two RIMs
             of one config (the default), without dropout in training. Otherwise (``shared_lstm``, no critic core,
-            other cores) they run one after the other, as in sb3-contrib.
+            other cores) they run one after the other, as in sb3-contrib. The results and gradients are the same
+            either way, except that a loss reading only one core's outputs gives the other core's parameters zero
+            gradients instead of none (their weights share one graph); PPO's loss reads both.
         """
         return self.lstm_critic is not None and fusable_rims([self.lstm_actor, self.lstm_critic], self.training)
 
