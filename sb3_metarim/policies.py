@@ -12,13 +12,14 @@ from typing import Any
 import torch as th
 from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from sb3_metarim.cores import CORE_CONFIGS, CORES, LSTM_CORE, RIM_CORE, core_config_class, core_option_owners, make_core
 from sb3_metarim.metods import MetODSConfig
-from sb3_metarim.rim import RIMConfig
+from sb3_metarim.rim import RIMConfig, fusable_rims, run_rims
 from sb3_metarim.validation import check_positive_int
 
 # The cores registered when this module is imported (the registry, sb3_metarim.cores.CORES, is the reference).
@@ -218,6 +219,91 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
         episode_starts = episode_starts.reshape((n_seq, -1)).swapaxes(0, 1)
         output, lstm_states = lstm(features_sequence, lstm_states, episode_starts)
         return th.flatten(output.transpose(0, 1), start_dim=0, end_dim=1), lstm_states
+
+    def forward(
+        self,
+        obs: th.Tensor,
+        lstm_states: RNNStates,
+        episode_starts: th.Tensor,
+        deterministic: bool = False,
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, RNNStates]:
+        """
+        ``RecurrentActorCriticPolicy.forward`` (collection), with the actor and critic cores in one pass when
+        :meth:`fuses_cores`.
+
+        :param obs: Observation.
+        :param lstm_states: The last states of the actor and critic cores.
+        :param episode_starts: Whether the observations start new episodes (the cores' states are reset).
+        :param deterministic: Whether to take the most likely actions instead of sampling.
+        :return: action, value, log-probability of the action and the new states.
+        """
+        if not self.fuses_cores():
+            return super().forward(obs, lstm_states, episode_starts, deterministic)
+        latent_pi, latent_vf, states = self._process_both_sequences(obs, lstm_states, episode_starts)
+        values = self.value_net(latent_vf)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        actions = actions.reshape((-1, *self.action_space.shape))
+        return actions, values, log_prob, states
+
+    def evaluate_actions(
+        self, obs: th.Tensor, actions: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """
+        ``RecurrentActorCriticPolicy.evaluate_actions`` (training), with the actor and critic cores in one pass when
+        :meth:`fuses_cores`.
+
+        :param obs: Observation.
+        :param actions: The actions to evaluate.
+        :param lstm_states: The states of the actor and critic cores at the start of each sequence.
+        :param episode_starts: Whether the observations start new episodes (the cores' states are reset).
+        :return: estimated value, log-likelihood of the actions and entropy of the action distribution.
+        """
+        if not self.fuses_cores():
+            return super().evaluate_actions(obs, actions, lstm_states, episode_starts)
+        latent_pi, latent_vf, _ = self._process_both_sequences(obs, lstm_states, episode_starts)
+        distribution = self._get_action_dist_from_latent(latent_pi)
+        log_prob = distribution.log_prob(actions)
+        values = self.value_net(latent_vf)
+        return values, log_prob, distribution.entropy()
+
+    def fuses_cores(self) -> bool:
+        """
+        :return: whether :meth:`forward` and :meth:`evaluate_actions` run the actor and critic cores in one pass
+            (:func:`~sb3_metarim.rim.run_rims`: half the kernels per step, the cost of these small cores): two RIMs
+            of one config (the default), without dropout in training. Otherwise (``shared_lstm``, no critic core,
+            other cores) they run one after the other, as in sb3-contrib. The results and gradients are the same
+            either way, except that a loss reading only one core's outputs gives the other core's parameters zero
+            gradients instead of none (their weights share one graph); PPO's loss reads both.
+        """
+        return self.lstm_critic is not None and fusable_rims([self.lstm_actor, self.lstm_critic], self.training)
+
+    def _process_both_sequences(
+        self, obs: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, RNNStates]:
+        """
+        The actor and critic cores on their padded sequences in one pass (:func:`~sb3_metarim.rim.run_rims`), then
+        the ``mlp_extractor``, as ``_process_sequence`` on each core would.
+
+        :return: the actor's and the critic's latents (after the ``mlp_extractor``) and the cores' new states.
+        """
+        features = self.extract_features(obs)
+        pi_features, vf_features = (features, features) if self.share_features_extractor else features
+        n_seq = lstm_states.pi[0].shape[1]
+        cores = (self.lstm_actor, self.lstm_critic)
+        # Batch to sequence: (n_seq * seq_len, input_size) -> (seq_len, n_seq, input_size).
+        inputs = [
+            features.reshape((n_seq, -1, core.input_size)).swapaxes(0, 1)
+            for features, core in zip((pi_features, vf_features), cores, strict=True)
+        ]
+        episode_starts = episode_starts.reshape((n_seq, -1)).swapaxes(0, 1)
+        (output_pi, states_pi), (output_vf, states_vf) = run_rims(
+            cores, inputs, (lstm_states.pi, lstm_states.vf), episode_starts
+        )
+        latent_pi = self.mlp_extractor.forward_actor(th.flatten(output_pi.transpose(0, 1), start_dim=0, end_dim=1))
+        latent_vf = self.mlp_extractor.forward_critic(th.flatten(output_vf.transpose(0, 1), start_dim=0, end_dim=1))
+        return latent_pi, latent_vf, RNNStates(states_pi, states_vf)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

@@ -1,6 +1,7 @@
 """Recurrent Independent Mechanisms (Goyal et al. 2019) as a drop-in for ``nn.LSTM`` in sb3-contrib."""
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,30 +173,7 @@ class RIM(nn.Module):
         :return: output (seq_len, batch, num_units * unit_size) and the final ``(h, c)``.
             ``self.last_active`` holds the (seq_len, batch, num_units) boolean activity mask.
         """
-        seq_len, batch = input.shape[:2]
-        # Module-major layout (num_units, batch, unit_size) inside the loop: every matmul is one bmm.
-        h = state[0].reshape(batch, self.num_units, self.unit_size).transpose(0, 1)
-        c = state[1].reshape(batch, self.num_units, self.unit_size).transpose(0, 1)
-        keys, values = self.input_attention.project_input(input)
-        keep = None
-        if episode_starts is not None and episode_starts.any():
-            keep = (1.0 - episode_starts).view(seq_len, 1, batch, 1)
-        # The query and the cell's hidden gates both read h_{t-1}: one matmul per step for both.
-        cell_weight, cell_bias = self.cell.hidden_projection()
-        query = self.input_attention.query
-        hidden_weight, hidden_bias = th.cat((query.weight, cell_weight), dim=-1), th.cat((query.bias, cell_bias), dim=-1)
-        dropout = self.dropout if self.training else 0.0
-
-        outputs, actives = [], []
-        for t in range(seq_len):
-            if keep is not None:
-                h, c = h * keep[t], c * keep[t]
-            h, c, active = self._step(keys[t], values[t], h, c, hidden_weight, hidden_bias, dropout)
-            outputs.append(h)
-            actives.append(active)
-        self.last_active = th.stack(actives).transpose(1, 2)
-        output = th.stack(outputs).permute(0, 2, 1, 3).reshape(seq_len, batch, self.hidden_size)
-        return output, (_to_layer_layout(h), _to_layer_layout(c))
+        return run_rims([self], [input], [state], episode_starts)[0]
 
     def _step(
         self,
@@ -203,28 +181,168 @@ class RIM(nn.Module):
         value: th.Tensor,
         h: th.Tensor,
         c: th.Tensor,
-        hidden_weight: th.Tensor,
-        hidden_bias: th.Tensor,
+        weights: "StackedWeights",
         dropout: float,
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        key_size = key.shape[-1]
-        from_hidden = th.baddbmm(hidden_bias, h, hidden_weight)
-        query, hidden_gates = from_hidden[..., :key_size], from_hidden[..., key_size:]
+        """
+        One step of ``G`` cores of this core's config at once, their ``G * N`` modules stacked core-major.
+
+        :param key: (G, 1, batch, input_key_size) each core's input key, scaled.
+        :param value: (G, 1, batch, input_value_size) each core's input value.
+        :param h: (G * N, batch, unit_size) the modules' states.
+        :param c: (G * N, batch, unit_size)
+        :param weights: the ``G`` cores' weights stacked along the group dim.
+        :param dropout: dropout on the attention probabilities.
+        :return: the new ``h`` and ``c`` and the (G, N, batch) activity mask.
+        """
+        cores, key_size = key.shape[0], key.shape[-1]
+        from_hidden = th.baddbmm(weights.hidden_bias, h, weights.hidden_weight)
+        # split, not two slices: its backward is one cat, a slice's is zeros + copy each, then their sum.
+        query, hidden_gates = from_hidden.split((key_size, from_hidden.shape[-1] - key_size), dim=-1)
         # Softmax over the two slots [input, null] with a zero null score is a sigmoid.
-        scores = (query * key).sum(dim=-1)
+        scores = (query.view(cores, self.num_units, *query.shape[1:]) * key).sum(dim=-1)
         attention = th.sigmoid(scores)
         if dropout > 0.0:
             attention = F.dropout(attention, dropout)
-        # Selection is not differentiated: modules learn to compete only through the soft scores.
-        top = th.topk(scores.detach(), self.top_k, dim=0).indices
-        active = th.zeros_like(scores, dtype=th.bool).scatter_(0, top, True)
-        mask = active.unsqueeze(-1)
+        # Selection is not differentiated: modules learn to compete only through the soft scores. Each core
+        # selects among its own modules (dim 1).
+        top = th.topk(scores.detach(), self.top_k, dim=1).indices
+        active = th.zeros_like(scores, dtype=th.bool).scatter_(1, top, True)
+        mask = active.view(-1, active.shape[-1], 1)
 
-        h_new, c_new = self.cell(attention.unsqueeze(-1) * value, hidden_gates, h, c)
+        cell_input = (attention.unsqueeze(-1) * value).flatten(0, 1)
+        h_new, c_new = self.cell(cell_input, hidden_gates, h, c, weights.input_weight, weights.input_bias)
         # Inactive modules are still read by the others, but get no gradient through being read.
         h_read = th.where(mask, h_new, h_new.detach()) if th.is_grad_enabled() else h_new
-        h_new = h_new + self.communication_attention(h_read, dropout)
+        h_new = h_new + self.communication_attention(h_read, dropout, weights.communication, cores)
         return th.where(mask, h_new, h), th.where(mask, c_new, c), active
+
+
+@dataclass(frozen=True)
+class StackedWeights:
+    """
+    The step's weights of ``G`` RIM cores of one config, each stacked along the group dim (core-major: core 0's
+    ``N`` modules, then core 1's, ...), so that one batched matmul serves all ``G * N`` modules.
+
+    :param hidden_weight: (G * N, unit_size, key_size + gates) the query and the cell's hidden gates, both read
+        from ``h``: one matmul per step for both.
+    :param hidden_bias: (G * N, 1, key_size + gates)
+    :param input_weight: (G * N, value_size, gates) the cell's input gates.
+    :param input_bias: (G * N, 1, gates) their bias, or ``None`` when the hidden part carries it (LSTM).
+    :param communication: the communication attention's query/key/value weight, output weight and output bias.
+    """
+
+    hidden_weight: th.Tensor
+    hidden_bias: th.Tensor
+    input_weight: th.Tensor
+    input_bias: th.Tensor | None
+    communication: tuple[th.Tensor, th.Tensor, th.Tensor]
+
+    @classmethod
+    def of(cls, cores: "Sequence[RIM]") -> "StackedWeights":
+        """
+        :param cores: RIM cores of one config.
+        :return: their weights, stacked (a lone core's are its parameters themselves, with no copy); gradients flow
+            back to each core's own parameters.
+        """
+        hidden = [th.cat((core.input_attention.query.weight, core.cell.hidden_projection()[0]), dim=-1) for core in cores]
+        bias = [th.cat((core.input_attention.query.bias, core.cell.hidden_projection()[1]), dim=-1) for core in cores]
+        inputs = [core.cell.input_projection() for core in cores]
+        input_bias = None if inputs[0][1] is None else _cat([bias for _, bias in inputs])
+        communication = [core.communication_attention for core in cores]
+        return cls(
+            _cat(hidden),
+            _cat(bias),
+            _cat([weight for weight, _ in inputs]),
+            input_bias,
+            (
+                _cat([comm.query_key_value.weight for comm in communication]),
+                _cat([comm.output.weight for comm in communication]),
+                _cat([comm.output.bias for comm in communication]),
+            ),
+        )
+
+
+def fusable_rims(cores: "Sequence[nn.Module | None]", training: bool) -> bool:
+    """
+    :param cores: Recurrent cores.
+    :param training: Whether they run in training mode.
+    :return: whether :func:`run_rims` can run them in one pass with the same results as one by one: distinct
+        :class:`RIM` cores (not subclasses, which may step differently) of one config, without dropout in training
+        (one pass would draw the dropout masks in another order).
+    """
+    if not cores or any(type(core) is not RIM for core in cores) or len({id(core) for core in cores}) < len(cores):
+        return False
+    config = cores[0].config
+    return all(core.config == config for core in cores) and not (training and config.dropout > 0.0)
+
+
+def run_rims(
+    cores: "Sequence[RIM]",
+    inputs: Sequence[th.Tensor],
+    states: Sequence[tuple[th.Tensor, th.Tensor]],
+    episode_starts: th.Tensor | None = None,
+) -> list[tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]]:
+    """
+    Run ``G`` RIM cores of one config on their own sequences of the same shape in one loop over time, each step on
+    the ``G * N`` modules at once (fewer, larger kernels than ``G`` loops: the actor and critic cores of a policy
+    run together). The results are those of ``core(input, state, episode_starts)`` for each core; ``last_active``
+    is set on each core. ``RIM.forward`` is the ``G = 1`` case.
+
+    :param cores: RIMs of one config (:func:`fusable_rims`).
+    :param inputs: each core's input, (seq_len, batch, input_size).
+    :param states: each core's ``(h, c)``, each ``(1, batch, num_units * unit_size)``.
+    :param episode_starts: optional (seq_len, batch) 0/1 flags, shared by the cores: a core's state is reset to
+        zero before a step whose flag is 1.
+    :return: per core, its output (seq_len, batch, num_units * unit_size) and its final ``(h, c)``.
+    """
+    first = cores[0]
+    num_cores, num_units, unit_size = len(cores), first.num_units, first.unit_size
+    seq_len, batch = inputs[0].shape[:2]
+
+    def modules_major(state: th.Tensor) -> th.Tensor:
+        # (1, batch, N * d) -> (N, batch, d): inside the loop every matmul is one bmm.
+        return state.reshape(batch, num_units, unit_size).transpose(0, 1)
+
+    h = _cat([modules_major(state[0]) for state in states])
+    c = _cat([modules_major(state[1]) for state in states])
+    # Each core projects its own input once per sequence; (seq_len, G, 1, batch, size) broadcasts over its modules.
+    projected = [core.input_attention.project_input(input) for core, input in zip(cores, inputs, strict=True)]
+    keys = _stack([key for key, _ in projected], dim=1).unsqueeze(2)
+    values = _stack([value for _, value in projected], dim=1).unsqueeze(2)
+    keep = None
+    if episode_starts is not None and episode_starts.any():
+        keep = (1.0 - episode_starts).view(seq_len, 1, batch, 1)
+    weights = StackedWeights.of(cores)
+    dropout = first.dropout if first.training else 0.0
+
+    outputs, actives = [], []
+    for t in range(seq_len):
+        if keep is not None:
+            h, c = h * keep[t], c * keep[t]
+        h, c, active = first._step(keys[t], values[t], h, c, weights, dropout)
+        outputs.append(h)
+        actives.append(active)
+    # (seq_len, G, N, batch, d) and (seq_len, G, N, batch): split per core back into nn.LSTM's layouts.
+    output = th.stack(outputs).view(seq_len, num_cores, num_units, batch, unit_size)
+    active = th.stack(actives)
+    h, c = h.view(num_cores, num_units, batch, unit_size), c.view(num_cores, num_units, batch, unit_size)
+    results = []
+    for index, core in enumerate(cores):
+        core.last_active = active[:, index].transpose(1, 2)
+        core_output = output[:, index].permute(0, 2, 1, 3).reshape(seq_len, batch, core.hidden_size)
+        results.append((core_output, (_to_layer_layout(h[index]), _to_layer_layout(c[index]))))
+    return results
+
+
+def _cat(tensors: Sequence[th.Tensor], dim: int = 0) -> th.Tensor:
+    """``th.cat``, without the copy for a lone tensor."""
+    return tensors[0] if len(tensors) == 1 else th.cat(tensors, dim=dim)
+
+
+def _stack(tensors: Sequence[th.Tensor], dim: int) -> th.Tensor:
+    """``th.stack``, a view for a lone tensor."""
+    return tensors[0].unsqueeze(dim) if len(tensors) == 1 else th.stack(tensors, dim=dim)
 
 
 class GroupLSTMCell(nn.Module):
@@ -246,16 +364,32 @@ class GroupLSTMCell(nn.Module):
         """:return: weight and bias of the part computed from ``h`` (it carries the gates' bias)."""
         return self.hidden_gates.weight, self.input_gates.bias
 
-    def forward(self, x: th.Tensor, hidden_gates: th.Tensor, h: th.Tensor, c: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def input_projection(self) -> tuple[th.Tensor, None]:
+        """:return: weight and bias (``None``: the hidden part carries it) of the part computed from the input."""
+        return self.input_gates.weight, None
+
+    def forward(
+        self,
+        x: th.Tensor,
+        hidden_gates: th.Tensor,
+        h: th.Tensor,
+        c: th.Tensor,
+        input_weight: th.Tensor | None = None,
+        input_bias: th.Tensor | None = None,
+    ) -> tuple[th.Tensor, th.Tensor]:
         """
-        :param x: (num_units, batch, input_size) each module's input.
+        :param x: (groups, batch, input_size) each module's input.
         :param hidden_gates: ``h`` through :meth:`hidden_projection`, computed by the caller.
+        :param input_weight: the input gates' weight, (groups, input_size, 4 * unit_size): several cells' stacked
+            (``None``: this cell's own).
+        :param input_bias: unused (the hidden part carries the bias); for the same call as :class:`GroupGRUCell`.
         :return: the candidate ``(h, c)`` of every module.
         """
-        gates = th.baddbmm(hidden_gates, x, self.input_gates.weight)
-        split = 3 * self.unit_size
-        i, f, o = th.sigmoid(gates[..., :split]).chunk(3, dim=-1)
-        c_new = th.addcmul(f * c, i, th.tanh(gates[..., split:]))
+        gates = th.baddbmm(hidden_gates, x, self.input_gates.weight if input_weight is None else input_weight)
+        # split, not slices: its backward is one cat instead of zeros + copy per slice.
+        sigmoid_gates, candidate = gates.split((3 * self.unit_size, self.unit_size), dim=-1)
+        i, f, o = th.sigmoid(sigmoid_gates).chunk(3, dim=-1)
+        c_new = th.addcmul(f * c, i, th.tanh(candidate))
         return o * th.tanh(c_new), c_new
 
 
@@ -278,17 +412,36 @@ class GroupGRUCell(nn.Module):
         """:return: weight and bias of the part computed from ``h``."""
         return self.hidden_gates.weight, self.hidden_gates.bias
 
-    def forward(self, x: th.Tensor, hidden_gates: th.Tensor, h: th.Tensor, c: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def input_projection(self) -> tuple[th.Tensor, th.Tensor]:
+        """:return: weight and bias of the part computed from the input."""
+        return self.input_gates.weight, self.input_gates.bias
+
+    def forward(
+        self,
+        x: th.Tensor,
+        hidden_gates: th.Tensor,
+        h: th.Tensor,
+        c: th.Tensor,
+        input_weight: th.Tensor | None = None,
+        input_bias: th.Tensor | None = None,
+    ) -> tuple[th.Tensor, th.Tensor]:
         """
-        :param x: (num_units, batch, input_size) each module's input.
+        :param x: (groups, batch, input_size) each module's input.
         :param hidden_gates: ``h`` through :meth:`hidden_projection`, computed by the caller.
+        :param input_weight: the input gates' weight, (groups, input_size, 3 * unit_size): several cells' stacked
+            (``None``: this cell's own, and its own bias).
+        :param input_bias: the input gates' bias, (groups, 1, 3 * unit_size), with ``input_weight``.
         :return: the candidate ``(h, c)`` of every module.
         """
-        input_gates = self.input_gates(x)
-        split = 2 * self.unit_size
-        r, z = th.sigmoid(input_gates[..., :split] + hidden_gates[..., :split]).chunk(2, dim=-1)
+        if input_weight is None:
+            input_weight, input_bias = self.input_projection()
+        input_gates = th.baddbmm(input_bias, x, input_weight)
+        # split, not slices: its backward is one cat instead of zeros + copy per slice.
+        input_rz, input_n = input_gates.split((2 * self.unit_size, self.unit_size), dim=-1)
+        hidden_rz, hidden_n = hidden_gates.split((2 * self.unit_size, self.unit_size), dim=-1)
+        r, z = th.sigmoid(input_rz + hidden_rz).chunk(2, dim=-1)
         # The reset gate scales the hidden part of the candidate only, as in nn.GRU.
-        n = th.tanh(th.addcmul(input_gates[..., split:], r, hidden_gates[..., split:]))
+        n = th.tanh(th.addcmul(input_n, r, hidden_n))
         return th.addcmul(n, z, h - n), c
 
 
@@ -338,18 +491,36 @@ class CommunicationAttention(nn.Module):
         self.query_key_value = GroupLinear(num_units, unit_size, heads * (2 * key_size + value_size), bias=False)
         self.output = GroupLinear(num_units, heads * value_size, unit_size)
 
-    def forward(self, h: th.Tensor, dropout: float = 0.0) -> th.Tensor:
+    def forward(
+        self,
+        h: th.Tensor,
+        dropout: float = 0.0,
+        weights: tuple[th.Tensor, th.Tensor, th.Tensor] | None = None,
+        cores: int = 1,
+    ) -> th.Tensor:
         """
-        :param h: (num_units, batch, unit_size) module states.
+        :param h: (cores * num_units, batch, unit_size) module states, core-major.
         :param dropout: dropout probability on the attention weights.
-        :return: (num_units, batch, unit_size) what each module reads.
+        :param weights: query/key/value weight, output weight and output bias of ``cores`` attentions stacked along
+            the group dim (``None``: this attention's own).
+        :param cores: the number of cores in ``h``; each core's modules attend among themselves.
+        :return: (cores * num_units, batch, unit_size) what each module reads.
         """
-        num_units, batch = h.shape[:2]
-        # (num_units, batch, heads, qkv) -> (batch, heads, num_units, qkv): attention over modules.
-        qkv = self.query_key_value(h).view(num_units, batch, self.heads, -1).permute(1, 2, 0, 3)
+        if weights is None:
+            weights = (self.query_key_value.weight, self.output.weight, self.output.bias)
+        qkv_weight, output_weight, output_bias = weights
+        groups, batch = h.shape[:2]
+        num_units = groups // cores
+        # (cores, num_units, batch, heads, qkv) -> (cores * batch, heads, num_units, qkv): attention over each core's
+        # modules, the core folded into the batch dim. SDPA beats explicit matmuls + softmax on CPU at this size (2x
+        # with backward), but only on 4-D inputs: on 5-D ones it takes its slow generic path (2x slower again).
+        qkv = th.bmm(h, qkv_weight).view(cores, num_units, batch, self.heads, -1).permute(0, 2, 3, 1, 4)
+        qkv = qkv.reshape(cores * batch, self.heads, num_units, -1)
         query, key, value = qkv.split((self.key_size, self.key_size, self.value_size), dim=-1)
         context = F.scaled_dot_product_attention(query, key, value, dropout_p=dropout)
-        return self.output(context.permute(2, 0, 1, 3).reshape(num_units, batch, self.heads * self.value_size))
+        context = context.view(cores, batch, self.heads, num_units, self.value_size).permute(0, 3, 1, 2, 4)
+        context = context.reshape(groups, batch, self.heads * self.value_size)
+        return th.baddbmm(output_bias, context, output_weight)
 
 
 def _to_layer_layout(state: th.Tensor) -> th.Tensor:
