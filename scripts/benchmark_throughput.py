@@ -291,12 +291,13 @@ def machine(device: str) -> str:
 def run_gotolocal(args: argparse.Namespace, command: str) -> None:
     """metarim against lstm on GoToLocal in each setting; writes gotolocal_<device>.csv/.md/.png."""
     rows = []
+    name = f"gotolocal_{args.device.replace(':', '')}"
     for label, setting in gotolocal_settings(args):
         builders = {algo: partial(make_gotolocal_model, args, algo, **setting) for algo in ("metarim", "lstm")}
-        rows += measure(builders, args.rollouts, args.repeats, setting=label, device=args.device, **setting)
+        labels = dict(setting=label, device=args.device, torch_threads=th.get_num_threads(), **setting)
+        rows += measure(builders, args.rollouts, args.repeats, **labels)
+        pd.DataFrame(rows).to_csv(args.out / f"{name}.csv", index=False)  # after each setting: a cut run keeps these
     runs = pd.DataFrame(rows)
-    name = f"gotolocal_{args.device.replace(':', '')}"
-    runs.to_csv(args.out / f"{name}.csv", index=False)
     summary = summarize(runs, "setting")
     columns = dict(
         steps_per_s="steps/s (median)",
@@ -331,7 +332,7 @@ def compare_devices(paths: tuple[Path, Path], out: Path, command: str) -> None:
     medians = []
     for path in paths:
         runs = pd.read_csv(path)
-        device = str(runs["device"].iloc[0])
+        device = f"{runs['device'].iloc[0]} ({runs['torch_threads'].iloc[0]} threads)"
         medians.append(runs.groupby(["setting", "algo"], sort=False)["steps_per_s"].median().rename(f"{device} steps/s"))
     table = pd.concat(medians, axis=1, join="inner")
     table[f"{table.columns[1]} / {table.columns[0]}"] = table.iloc[:, 1] / table.iloc[:, 0]
