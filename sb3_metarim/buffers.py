@@ -63,9 +63,7 @@ class SpanSamplingMixin:
             log_prob = log_prob_fn(samples)[samples.mask > 1e-8]
             self.log_probs[batch_inds] = log_prob.cpu().numpy().reshape(self.log_probs[batch_inds].shape)
 
-    def _minibatches(
-        self, batch_size: int | None, span: int | None, shuffle: bool
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _minibatches(self, batch_size: int | None, span: int | None, shuffle: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """:return: per minibatch, its flat indices and the flags of the sequence starts (for ``_get_samples``)."""
         assert self.full, "Rollout buffer must be full before sampling from it"
         self._flatten_for_sampling()

@@ -51,13 +51,14 @@ def test_core_on_cuda_computes_what_it_computes_on_cpu(name, options):
 
 @pytest.mark.parametrize("meta", [True, False])
 def test_metarim_trains_saves_loads_and_evaluates_on_cuda(cue_env, tmp_path, meta):
-    model = MetaRIMPPO("MlpPolicy", cue_env, meta=meta, slow_interval=1, policy_kwargs=dict(SMALL_CORE), device="cuda", **PPO_SMALL)
+    kwargs = dict(meta=meta, slow_interval=1, policy_kwargs=dict(SMALL_CORE), device="cuda")
+    model = MetaRIMPPO("MlpPolicy", cue_env, **kwargs, **PPO_SMALL)
     model.learn(64)
     assert all(param.device.type == "cuda" for param in model.policy.parameters())
     if meta:
-        assert all(
-            state["exp_avg"].device.type == "cuda" for state in model.slow_optimizer.state.values()
-        ), "the slow optimizer's state lives on the GPU"
+        assert all(state["exp_avg"].device.type == "cuda" for state in model.slow_optimizer.state.values()), (
+            "the slow optimizer's state lives on the GPU"
+        )
     model.save(tmp_path / "model")
     obs = cue_env.reset()
     expected = deterministic_actions(model, obs)

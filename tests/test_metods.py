@@ -232,7 +232,6 @@ def test_rollout_buffer_memory_per_env_is_8_n_squared(num_neurons, bandit_env):
     assert per_step_per_env == 4 * 4 * math.ceil(num_neurons**2 / 2) == {20: 3200, 32: 8192, 64: 32768}[num_neurons]
 
 
-
 class NoRewardInput(VecEnvWrapper):
     """Zeroes ``prev_reward``: Wang et al.'s control; without the reward an agent cannot learn within a trial."""
 

@@ -190,4 +190,3 @@ def test_two_step_transitions_rewards_and_references():
     assert chance / 2000 == pytest.approx(0.5, abs=0.04)
     with pytest.raises(ValueError, match=r"common_probability=0.3: must be a number in \[0.5, 1\]"):
         TwoStepEnv(common_probability=0.3)
-
