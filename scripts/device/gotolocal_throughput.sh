@@ -5,7 +5,6 @@
 # otherwise idle cores -- the GPU sweep over n_envs, the same on 8 CPU threads, the one-thread ratio (5 rounds), the
 # fast_span and num_units sweeps -- plus the CUDA tests; everything is packed into $OUT/gotolocal.tar.gz (about
 # 5 minutes). benchmarks/gotolocal/h200/ holds the unpacked result.
-# the sweeps; CUDA tests. Everything lands in $OUT/gotolocal.tar.gz.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
 R=$OUT/gotolocal; mkdir -p $R/gpu $R/cpu8 $R/ratio $R/fast_span $R/num_units
