@@ -215,10 +215,8 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
         if not getattr(lstm, "handles_episode_starts", False):
             return RecurrentActorCriticPolicy._process_sequence(features, lstm_states, episode_starts, lstm)
         n_seq = lstm_states[0].shape[1]
-        features_sequence = features.reshape((n_seq, -1, lstm.input_size)).swapaxes(0, 1)
-        episode_starts = episode_starts.reshape((n_seq, -1)).swapaxes(0, 1)
-        output, lstm_states = lstm(features_sequence, lstm_states, episode_starts)
-        return th.flatten(output.transpose(0, 1), start_dim=0, end_dim=1), lstm_states
+        output, lstm_states = lstm(to_sequences(features, n_seq), lstm_states, to_sequences(episode_starts, n_seq))
+        return from_sequences(output), lstm_states
 
     def forward(
         self,
@@ -291,18 +289,14 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
         features = self.extract_features(obs)
         pi_features, vf_features = (features, features) if self.share_features_extractor else features
         n_seq = lstm_states.pi[0].shape[1]
-        cores = (self.lstm_actor, self.lstm_critic)
-        # Batch to sequence: (n_seq * seq_len, input_size) -> (seq_len, n_seq, input_size).
-        inputs = [
-            features.reshape((n_seq, -1, core.input_size)).swapaxes(0, 1)
-            for features, core in zip((pi_features, vf_features), cores, strict=True)
-        ]
-        episode_starts = episode_starts.reshape((n_seq, -1)).swapaxes(0, 1)
         (output_pi, states_pi), (output_vf, states_vf) = run_rims(
-            cores, inputs, (lstm_states.pi, lstm_states.vf), episode_starts
+            (self.lstm_actor, self.lstm_critic),
+            (to_sequences(pi_features, n_seq), to_sequences(vf_features, n_seq)),
+            (lstm_states.pi, lstm_states.vf),
+            to_sequences(episode_starts, n_seq),
         )
-        latent_pi = self.mlp_extractor.forward_actor(th.flatten(output_pi.transpose(0, 1), start_dim=0, end_dim=1))
-        latent_vf = self.mlp_extractor.forward_critic(th.flatten(output_vf.transpose(0, 1), start_dim=0, end_dim=1))
+        latent_pi = self.mlp_extractor.forward_actor(from_sequences(output_pi))
+        latent_vf = self.mlp_extractor.forward_critic(from_sequences(output_vf))
         return latent_pi, latent_vf, RNNStates(states_pi, states_vf)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -331,6 +325,16 @@ class RIMMultiInputActorCriticPolicy(RIMActorCriticPolicy):
 
     def __init__(self, *args: Any, features_extractor_class: type[nn.Module] = CombinedExtractor, **kwargs: Any) -> None:
         super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
+
+
+def to_sequences(batch: th.Tensor, n_seq: int) -> th.Tensor:
+    """sb3-contrib's padded batch, sequence-major ``(n_seq * seq_len, ...)``, as ``(seq_len, n_seq, ...)``."""
+    return batch.reshape((n_seq, -1, *batch.shape[1:])).swapaxes(0, 1)
+
+
+def from_sequences(output: th.Tensor) -> th.Tensor:
+    """A core's ``(seq_len, n_seq, size)`` output back as the padded batch ``(n_seq * seq_len, size)``."""
+    return th.flatten(output.transpose(0, 1), start_dim=0, end_dim=1)
 
 
 def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], core_config: Any) -> None:

@@ -374,18 +374,18 @@ class GroupLSTMCell(nn.Module):
         hidden_gates: th.Tensor,
         h: th.Tensor,
         c: th.Tensor,
-        input_weight: th.Tensor | None = None,
-        input_bias: th.Tensor | None = None,
+        input_weight: th.Tensor,
+        input_bias: None,
     ) -> tuple[th.Tensor, th.Tensor]:
         """
         :param x: (groups, batch, input_size) each module's input.
         :param hidden_gates: ``h`` through :meth:`hidden_projection`, computed by the caller.
-        :param input_weight: the input gates' weight, (groups, input_size, 4 * unit_size): several cells' stacked
-            (``None``: this cell's own).
-        :param input_bias: unused (the hidden part carries the bias); for the same call as :class:`GroupGRUCell`.
+        :param input_weight: :meth:`input_projection`'s weight, (groups, input_size, 4 * unit_size), of one cell or
+            of several stacked (:class:`StackedWeights`).
+        :param input_bias: ``None``: the hidden part carries the bias (the same call as :class:`GroupGRUCell`'s).
         :return: the candidate ``(h, c)`` of every module.
         """
-        gates = th.baddbmm(hidden_gates, x, self.input_gates.weight if input_weight is None else input_weight)
+        gates = th.baddbmm(hidden_gates, x, input_weight)
         # split, not slices: its backward is one cat instead of zeros + copy per slice.
         sigmoid_gates, candidate = gates.split((3 * self.unit_size, self.unit_size), dim=-1)
         i, f, o = th.sigmoid(sigmoid_gates).chunk(3, dim=-1)
@@ -422,19 +422,17 @@ class GroupGRUCell(nn.Module):
         hidden_gates: th.Tensor,
         h: th.Tensor,
         c: th.Tensor,
-        input_weight: th.Tensor | None = None,
-        input_bias: th.Tensor | None = None,
+        input_weight: th.Tensor,
+        input_bias: th.Tensor,
     ) -> tuple[th.Tensor, th.Tensor]:
         """
         :param x: (groups, batch, input_size) each module's input.
         :param hidden_gates: ``h`` through :meth:`hidden_projection`, computed by the caller.
-        :param input_weight: the input gates' weight, (groups, input_size, 3 * unit_size): several cells' stacked
-            (``None``: this cell's own, and its own bias).
-        :param input_bias: the input gates' bias, (groups, 1, 3 * unit_size), with ``input_weight``.
+        :param input_weight: :meth:`input_projection`'s weight, (groups, input_size, 3 * unit_size), of one cell or
+            of several stacked (:class:`StackedWeights`).
+        :param input_bias: its bias, (groups, 1, 3 * unit_size).
         :return: the candidate ``(h, c)`` of every module.
         """
-        if input_weight is None:
-            input_weight, input_bias = self.input_projection()
         input_gates = th.baddbmm(input_bias, x, input_weight)
         # split, not slices: its backward is one cat instead of zeros + copy per slice.
         input_rz, input_n = input_gates.split((2 * self.unit_size, self.unit_size), dim=-1)
