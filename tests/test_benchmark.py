@@ -218,6 +218,22 @@ def test_aggregate_matches_a_hand_computed_case(tmp_path):
     assert (tmp_path / "hand/curves.png").stat().st_size > 0 and (tmp_path / "hand/profile.png").stat().st_size > 0
 
 
+def test_aggregate_seeds_may_go_beyond_the_suites(tmp_path):
+    # An ablation round adds seeds 2-3 to a suite that lists 0-1: `aggregate --seeds` reads them; unfinished skipped.
+    data = tiny_suite(seeds=(0, 1, 2, 3))
+    curves = {spec.key: [(0, 0.0), (512, float(spec.seed))] for spec in suite_from_dict(data).runs()}
+    fake_results(tmp_path, data, curves)
+    (tmp_path / "tiny/sb3_metarim-TMaze-v0/metarim_ppo/seed3" / DONE_FILE).unlink()
+    path = write_suite(tmp_path, data | {"seeds": [0, 1]})
+    assert main(["aggregate", str(path), "--out", str(tmp_path)]) == 0
+    assert set(pd.read_csv(tmp_path / "tiny/runs.csv")["seed"]) == {0, 1}
+    assert main(["aggregate", str(path), "--out", str(tmp_path), "--seeds", "0", "1", "2", "3"]) == 0
+    runs = pd.read_csv(tmp_path / "tiny/runs.csv")
+    tmaze = runs[(runs["env_id"] == "sb3_metarim/TMaze-v0") & (runs["variant"] == "metarim_ppo")]
+    assert sorted(tmaze["seed"]) == [0, 1, 2]
+    assert "--seeds 0 1 2 3" in (tmp_path / "tiny/summary.md").read_text()
+
+
 def test_iqm_interval_of_constant_values_is_exact():
     assert stats.iqm_interval(np.full(5, 0.7)) == pytest.approx((0.7, 0.7, 0.7))
 

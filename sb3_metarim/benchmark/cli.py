@@ -14,6 +14,7 @@ they fine-tune (``init_from``): rerun it once those are finished.
 """
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         from sb3_metarim.benchmark.aggregate import aggregate_suite
 
         command = " ".join(["python -m sb3_metarim.benchmark", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
-        report = aggregate_suite(suite, args.out, command=command)
+        # --seeds widens as well as narrows: an ablation round may add seeds beyond the suite's own.
+        seeds = suite.seeds if args.seeds is None else tuple(args.seeds)
+        report = aggregate_suite(dataclasses.replace(suite, seeds=seeds), args.out, command=command)
         print(f"report: {report}")
         return 0
     return run_grid(runs, args.out, args.workers, args.num_threads, args.device, args.verbose)
@@ -110,7 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--env", nargs="+", help="only these env ids")
     parser.add_argument("--variant", nargs="+", help="only these variants")
-    parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds")
+    seeds_help = "only these seeds (aggregate: these instead of the suite's, finished runs only)"
+    parser.add_argument("--seeds", nargs="+", type=int, help=seeds_help)
     parser.add_argument("--device", default="cpu", help="torch device of the runs (default cpu)")
     parser.add_argument("--verbose", type=int, default=0)
     return parser
