@@ -77,7 +77,8 @@ def width_options(recurrent_core: str, lstm_hidden_size: object, options: dict[s
     ``RecurrentPPO``'s ``lstm_hidden_size`` as the core's options: the core's total width.
 
     - ``"rim"``: ``unit_size = lstm_hidden_size // num_units`` (``num_units`` given or its default); a
-      ``ValueError`` naming both when it does not divide.
+      ``ValueError`` naming both when it does not divide. With a ``dense_size``, ``unit_size`` must be given and
+      ``num_units * unit_size + dense_size`` equal it.
     - ``"lstm"`` (and a core registered without a config): the ``nn.LSTM``'s width; stored as ``num_units=1,
       unit_size=lstm_hidden_size``, or split over ``num_units`` when that is given.
     - ``"metods"``: ``num_neurons`` (N, the output width the ``mlp_extractor`` reads, as an LSTM's
@@ -108,14 +109,20 @@ def width_options(recurrent_core: str, lstm_hidden_size: object, options: dict[s
         return {"num_units": 1, "unit_size": lstm_hidden_size}
     num_units = options.get("num_units", RIMConfig.num_units)
     check_positive_int("num_units", num_units)
+    dense_size = options.get("dense_size", RIMConfig.dense_size)
     if "unit_size" in options:
-        if num_units * options["unit_size"] != lstm_hidden_size:
+        if num_units * options["unit_size"] + dense_size != lstm_hidden_size:
             raise ValueError(
-                f"lstm_hidden_size={lstm_hidden_size!r} and num_units={num_units!r}, unit_size={options['unit_size']!r}: "
-                f"the width is num_units * unit_size = {num_units * options['unit_size']!r}; give lstm_hidden_size or "
-                "unit_size"
+                f"lstm_hidden_size={lstm_hidden_size!r} and num_units={num_units!r}, unit_size={options['unit_size']!r}, "
+                f"dense_size={dense_size!r}: the width is num_units * unit_size + dense_size = "
+                f"{num_units * options['unit_size'] + dense_size!r}; give lstm_hidden_size or unit_size"
             )
         return {}
+    if dense_size:
+        raise ValueError(
+            f"lstm_hidden_size={lstm_hidden_size!r} with dense_size={dense_size!r}: give unit_size too (the width is "
+            "num_units * unit_size + dense_size)"
+        )
     if lstm_hidden_size % num_units:
         divisors = [n for n in range(1, min(lstm_hidden_size, 16) + 1) if lstm_hidden_size % n == 0]
         raise ValueError(

@@ -13,6 +13,7 @@ from sb3_metarim.core_options import CoreOptions
 from sb3_metarim.validation import check_positive_int
 
 RIM_CELLS = ("lstm", "gru")
+RIM_SELECTIONS = ("hard", "straight_through")
 
 
 class GroupLinear(nn.Module):
@@ -58,6 +59,15 @@ class RIMConfig(CoreOptions):
     :param comm_value_size: Value size per head of the communication attention.
     :param dropout: Dropout on the attention probabilities. Keep 0 with PPO: collection runs in eval
         mode and training in train mode, so dropout biases the probability ratio.
+    :param selection: How the top-k selection is trained. ``"hard"`` (the paper's): it is not differentiated,
+        a module's input-attention score learns only through how much of the input it reads.
+        ``"straight_through"``: the same forward pass (the same actions, states and activity), and in the
+        backward pass each module's update counts as if gated by its attention, so its score also learns
+        whether updating the module helped (an active one whose update hurt is pushed out, an inactive one
+        whose update would have helped is pulled in).
+    :param dense_size: Width of a dense LSTM run beside the modules on the same input, always updated, its state
+        and output after the modules' (0: none, the paper's RIM). The modules hold what must outlast many steps
+        untouched; the dense LSTM gives the short, dense memory the modules learn slowly (ablation round 9).
     """
 
     num_units: int = 6
@@ -70,11 +80,18 @@ class RIMConfig(CoreOptions):
     comm_key_size: int = 32
     comm_value_size: int = 32
     dropout: float = 0.0
+    selection: str = "hard"
+    dense_size: int = 0
+
+    @property
+    def modules_size(self) -> int:
+        """The modules' width, ``num_units * unit_size``."""
+        return self.num_units * self.unit_size
 
     @property
     def hidden_size(self) -> int:
-        """The core's width, ``num_units * unit_size``."""
-        return self.num_units * self.unit_size
+        """The core's width, ``num_units * unit_size + dense_size``."""
+        return self.modules_size + self.dense_size
 
     def validate(self) -> "RIMConfig":
         """
@@ -90,6 +107,10 @@ class RIMConfig(CoreOptions):
             raise ValueError(f"cell={self.cell!r}: must be one of {RIM_CELLS}")
         if not (isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout={self.dropout!r}: must be in [0, 1)")
+        if not (isinstance(self.dense_size, int) and self.dense_size >= 0):
+            raise ValueError(f"dense_size={self.dense_size!r}: must be an integer >= 0")
+        if self.selection not in RIM_SELECTIONS:
+            raise ValueError(f"selection={self.selection!r}: must be one of {RIM_SELECTIONS}")
         return self
 
 
@@ -142,6 +163,7 @@ class RIM(nn.Module):
         self.cell_type = config.cell
         self.comm_heads = config.comm_heads
         self.dropout = config.dropout
+        self.straight_through = config.selection == "straight_through"
         self.input_attention = InputAttention(
             input_size, config.num_units, config.unit_size, config.input_key_size, config.input_value_size
         )
@@ -150,6 +172,7 @@ class RIM(nn.Module):
         self.communication_attention = CommunicationAttention(
             config.num_units, config.unit_size, config.comm_heads, config.comm_key_size, config.comm_value_size
         )
+        self.dense = nn.LSTM(input_size, config.dense_size) if config.dense_size else None
         self.last_active: th.Tensor | None = None
 
     @classmethod
@@ -215,7 +238,12 @@ class RIM(nn.Module):
         # Inactive modules are still read by the others, but get no gradient through being read.
         h_read = th.where(mask, h_new, h_new.detach()) if th.is_grad_enabled() else h_new
         h_new = h_new + self.communication_attention(h_read, dropout, weights.communication, cores)
-        return th.where(mask, h_new, h), th.where(mask, c_new, c), active
+        h_out, c_out = th.where(mask, h_new, h), th.where(mask, c_new, c)
+        if self.straight_through and th.is_grad_enabled():
+            # Adds an exact zero in the forward pass; backward, d(out)/d(attention) = new - old for every module.
+            gate = (attention - attention.detach()).view(mask.shape)
+            h_out, c_out = h_out + gate * (h_new - h), c_out + gate * (c_new - c)
+        return h_out, c_out, active
 
 
 @dataclass(frozen=True)
@@ -291,11 +319,32 @@ def run_rims(
 
     :param cores: RIMs of one config (:func:`fusable_rims`).
     :param inputs: each core's input, (seq_len, batch, input_size).
-    :param states: each core's ``(h, c)``, each ``(1, batch, num_units * unit_size)``.
+    :param states: each core's ``(h, c)``, each ``(1, batch, hidden_size)`` (the modules', then a dense LSTM's).
     :param episode_starts: optional (seq_len, batch) 0/1 flags, shared by the cores: a core's state is reset to
         zero before a step whose flag is 1.
-    :return: per core, its output (seq_len, batch, num_units * unit_size) and its final ``(h, c)``.
+    :return: per core, its output (seq_len, batch, hidden_size) and its final ``(h, c)``.
     """
+    first = cores[0]
+    if first.dense is None:
+        return _run_modules(cores, inputs, states, episode_starts)
+    modules_size = first.config.modules_size
+    results = _run_modules(cores, inputs, [(h[..., :modules_size], c[..., :modules_size]) for h, c in states], episode_starts)
+    for index, (core, input, (h, c)) in enumerate(zip(cores, inputs, states, strict=True)):
+        dense_state = (h[..., modules_size:].contiguous(), c[..., modules_size:].contiguous())
+        dense_output, dense_state = _run_lstm(core.dense, input, dense_state, episode_starts)
+        output, module_state = results[index]
+        state = tuple(th.cat(pair, dim=-1) for pair in zip(module_state, dense_state, strict=True))
+        results[index] = (th.cat((output, dense_output), dim=-1), state)
+    return results
+
+
+def _run_modules(
+    cores: "Sequence[RIM]",
+    inputs: Sequence[th.Tensor],
+    states: Sequence[tuple[th.Tensor, th.Tensor]],
+    episode_starts: th.Tensor | None,
+) -> list[tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]]:
+    """:func:`run_rims` for the modules alone (``states`` their part of the state, without the dense LSTM's)."""
     first = cores[0]
     num_cores, num_units, unit_size = len(cores), first.num_units, first.unit_size
     seq_len, batch = inputs[0].shape[:2]
@@ -330,9 +379,23 @@ def run_rims(
     results = []
     for index, core in enumerate(cores):
         core.last_active = active[:, index].transpose(1, 2)
-        core_output = output[:, index].permute(0, 2, 1, 3).reshape(seq_len, batch, core.hidden_size)
+        core_output = output[:, index].permute(0, 2, 1, 3).reshape(seq_len, batch, num_units * unit_size)
         results.append((core_output, (_to_layer_layout(h[index]), _to_layer_layout(c[index]))))
     return results
+
+
+def _run_lstm(
+    lstm: nn.LSTM, input: th.Tensor, state: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor | None
+) -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
+    """``lstm(input, state)``, its state reset to zero before each step whose ``episode_starts`` flag is 1."""
+    if episode_starts is None or not episode_starts.any():
+        return lstm(input, state)
+    outputs = []
+    for step, starts in zip(input, episode_starts, strict=True):
+        keep = (1.0 - starts).view(1, -1, 1)
+        output, state = lstm(step.unsqueeze(0), (state[0] * keep, state[1] * keep))
+        outputs.append(output)
+    return th.cat(outputs), state
 
 
 def _cat(tensors: Sequence[th.Tensor], dim: int = 0) -> th.Tensor:

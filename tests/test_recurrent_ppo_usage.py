@@ -184,6 +184,10 @@ def test_lstm_hidden_size_sets_the_width():
         MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64))
     with pytest.raises(ValueError, match=r"lstm_hidden_size=64 and num_units=4, unit_size=8"):
         MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, num_units=4, unit_size=8))
+    dense = MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, unit_size=8, dense_size=16)).policy
+    assert dense.lstm_actor.hidden_size == 64 and dense.lstm_actor.dense.hidden_size == 16
+    with pytest.raises(ValueError, match=r"lstm_hidden_size=64 with dense_size=16: give unit_size too"):
+        MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, dense_size=16))
     with pytest.raises(ValueError, match=r"lstm_hidden_size=20 and num_neurons=16"):
         MetODSPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=20, num_neurons=16))
 

@@ -86,6 +86,45 @@ def test_always_inactive_module_gets_no_gradient(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
+def test_straight_through_selection_changes_only_the_scores_gradient(cell):
+    """The hard selection's forward pass; backward, the query and key also learn from each module's update."""
+    hard, straight = make_rim(cell), make_rim(cell, selection="straight_through")
+    x, state = th.randn(6, 4, 5), random_state(hard, 4)
+    for steps in (6, 1):  # over one step, only the scores' parameters can differ (over more, all do, through h)
+        results = []
+        for rim in (hard, straight):
+            rim.zero_grad()
+            out, (h, c) = rim(x[:steps], state)
+            out.square().sum().add(c.sum()).backward()
+            grads = {name: param.grad.clone() for name, param in rim.named_parameters()}
+            results.append(((out.detach(), h.detach(), c.detach(), rim.last_active), grads))
+        (hard_values, hard_grads), (straight_values, straight_grads) = results
+        assert all(th.equal(a, b) for a, b in zip(hard_values, straight_values, strict=True))
+    scores = ("input_attention.query.weight", "input_attention.query.bias", "input_attention.key_value.weight")
+    for name, grad in hard_grads.items():
+        assert th.allclose(grad, straight_grads[name], atol=1e-6) != (name in scores), name
+
+
+def test_dense_lstm_runs_beside_the_modules():
+    """With dense_size, the state and output are the modules' (as without it) followed by an nn.LSTM's, both reset."""
+    rim = make_rim("lstm", dense_size=10)
+    plain = RIM(5, num_units=6, top_k=4, unit_size=8)
+    plain.load_state_dict({k: v for k, v in rim.state_dict().items() if not k.startswith("dense.")})
+    x, starts = th.randn(7, 3, 5), th.zeros(7, 3)
+    starts[4, 2] = 1.0
+    h, c = th.randn(1, 3, 58), th.randn(1, 3, 58)
+    out, (h_out, c_out) = rim(x, (h, c), starts)
+    assert out.shape == (7, 3, 58) and rim.hidden_size == 58 and th.equal(out[-1], h_out[0])
+    modules, (modules_h, modules_c) = plain(x, (h[..., :48], c[..., :48]), starts)
+    assert th.equal(out[..., :48], modules) and th.equal(h_out[..., :48], modules_h)
+    assert th.equal(c_out[..., :48], modules_c)
+    dense_state = (h[..., 48:], c[..., 48:])
+    first, _ = rim.dense(x[:4], dense_state)
+    fresh, _ = rim.dense(x[4:, 2:3])
+    assert th.allclose(out[:4, :, 48:], first, atol=1e-6) and th.allclose(out[4:, 2:3, 48:], fresh, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", CELLS)
 def test_state_resets_at_episode_starts(cell):
     rim = make_rim(cell)
     x = th.randn(8, 3, 5)
@@ -126,6 +165,8 @@ def test_batch_independence(cell):
         (dict(comm_heads=-1), "comm_heads=-1"),
         (dict(cell="rnn"), "cell='rnn'"),
         (dict(dropout=1.5), "dropout=1.5"),
+        (dict(selection="soft"), "selection='soft'"),
+        (dict(dense_size=-1), "dense_size=-1"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):

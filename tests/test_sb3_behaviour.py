@@ -29,9 +29,12 @@ def rollout_actions(model, obs, n_steps: int = 6) -> list[np.ndarray]:
     return actions
 
 
-@pytest.mark.parametrize("meta", [True, False])
-def test_save_load_round_trip(cue_env, tmp_path, meta):
-    model = make_model(cue_env, meta=meta, fast_span=3, slow_n_epochs=2, slow_learning_rate=5e-5)
+@pytest.mark.parametrize(
+    "meta, core_options", [(True, {}), (False, {}), (True, {"dense_size": 4, "selection": "straight_through"})]
+)
+def test_save_load_round_trip(cue_env, tmp_path, meta, core_options):
+    policy_kwargs = SMALL_CORE | core_options
+    model = make_model(cue_env, meta=meta, fast_span=3, slow_n_epochs=2, slow_learning_rate=5e-5, policy_kwargs=policy_kwargs)
     model.learn(64)
     model.save(tmp_path / "model")
     loaded = MetaRIMPPO.load(tmp_path / "model", env=cue_env)
