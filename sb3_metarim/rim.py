@@ -66,8 +66,9 @@ class RIMConfig(CoreOptions):
         whether updating the module helped (an active one whose update hurt is pushed out, an inactive one
         whose update would have helped is pulled in).
     :param dense_size: Width of a dense LSTM run beside the modules on the same input, always updated, its state
-        and output after the modules' (0: none, the paper's RIM). The modules hold what must outlast many steps
-        untouched; the dense LSTM gives the short, dense memory the modules learn slowly (ablation round 9).
+        and output after the modules' (0: none, the paper's RIM). Meant for a short, dense memory, which the
+        modules learn slowly, beside a long delay, which they hold; ablation round 10 measured it part way between
+        the RIM and an LSTM on the dense tasks (README, memory suite section).
     """
 
     num_units: int = 6
@@ -387,7 +388,10 @@ def _run_modules(
 def _run_lstm(
     lstm: nn.LSTM, input: th.Tensor, state: tuple[th.Tensor, th.Tensor], episode_starts: th.Tensor | None
 ) -> tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]:
-    """``lstm(input, state)``, its state reset to zero before each step whose ``episode_starts`` flag is 1."""
+    """
+    ``lstm(input, state)``, its state reset to zero before each step whose ``episode_starts`` flag is 1: sb3-contrib's
+    ``_process_sequence`` on the (seq_len, batch) layout the RIM's loop uses (sb3-contrib's takes the flattened batch).
+    """
     if episode_starts is None or not episode_starts.any():
         return lstm(input, state)
     outputs = []
