@@ -555,7 +555,7 @@ def test_load_pretrained_keeps_weights_and_both_optimizers(tmp_path):
                 assert th.equal(after["state"][index][key], value), (index, key)
 
 
-@pytest.mark.parametrize("name", ["paper", "paper_curriculum"])
+@pytest.mark.parametrize("name", ["paper", "paper_curriculum", "paper_film"])
 def test_the_paper_suites_load_and_chain(name):
     suite = load_suite(name)
     runs = suite.runs()
@@ -564,12 +564,24 @@ def test_the_paper_suites_load_and_chain(name):
         wrappers = [wrapper.__name__ for wrapper, _ in env_wrappers(run.hyperparams.get("env_wrapper"))]
         assert wrappers == ["MissionTokenWrapper", "GridIdsWrapper"], run.describe()
     if name == "paper":
-        assert {run.variant.name for run in runs} == {"metarim_ppo", "rim_ppo", "metalstm_ppo", "ppo_lstm"}
+        assert {run.variant.name for run in runs} == {"metarim_ppo", "rim_ppo", "metalstm_ppo", "ppo_lstm", "ppo"}
         assert suite.env("BabyAI-GoToLocal-v0").n_timesteps >= 400_000
         assert {"MiniGrid-Dynamic-Obstacles-8x8-v0", "MiniGrid-DoorKey-5x5-v0"} <= {env.env_id for env in suite.envs}
         levels = suite.env("BabyAI-GoToLocalS5N2-v0").transfer_envs
         assert list(levels) == ["easy", "medium", "difficult"]
         assert levels["difficult"]["env_id"] == "BabyAI-GoToLocal-v0"
+    elif name == "paper_film":
+        # The paper suite's GoToLocal entry, the mission conditioning the grid (FiLM) its one change.
+        paper = load_suite("paper")
+        assert [env.env_id for env in suite.envs] == ["BabyAI-GoToLocal-v0"]
+        assert suite.env("BabyAI-GoToLocal-v0") == paper.env("BabyAI-GoToLocal-v0")
+        paper_runs = {(run.env.env_id, run.variant.name, run.seed): run for run in paper.runs()}
+        for run in runs:
+            hyperparams = run.hyperparams
+            extractor_kwargs = hyperparams["policy_kwargs"].pop("features_extractor_kwargs")
+            assert extractor_kwargs == {"mission_conditioning": "film"}
+            paper_run = paper_runs[(run.env.env_id, run.variant.name, run.seed)]
+            assert hyperparams == paper_run.hyperparams and run.variant == paper_run.variant
     else:
         paper = load_suite("paper")
         chained = [run for run in runs if run.variant.init_from]

@@ -147,6 +147,35 @@ def test_repeated_missions_are_read_once_with_the_same_features_and_gradients():
     th.testing.assert_close(grad_together, grad_one_by_one)
 
 
+def test_film_conditions_the_grid_features_on_the_mission():
+    env, batch = babyai_batch()
+    th.manual_seed(0)
+    film = MiniGridFeaturesExtractor(env.observation_space, mission_conditioning="film")
+    plain = MiniGridFeaturesExtractor(env.observation_space)
+    # Same weights but for FiLM's, which start at zero: the untrained FiLM extractor is the plain one.
+    plain.load_state_dict({name: value for name, value in film.state_dict().items() if ".film." not in name})
+    th.testing.assert_close(film(batch), plain(batch))
+    other_missions = dict(batch, mission=batch["mission"].roll(1, dims=0))
+    assert not th.equal(batch["mission"], other_missions["mission"])
+    image_dim = 128
+    # Concatenation: the grid's features do not depend on the mission; FiLM: they do once its layers are trained.
+    th.testing.assert_close(plain(other_missions)[:, :image_dim], plain(batch)[:, :image_dim])
+    with th.no_grad():
+        for layer in film.grid_encoder.film:
+            layer.weight.normal_(0.0, 0.5)
+    assert not th.allclose(film(other_missions)[:, :image_dim], film(batch)[:, :image_dim])
+    assert film.features_dim == plain.features_dim
+
+
+def test_mission_conditioning_is_checked():
+    env, _ = babyai_batch()
+    with pytest.raises(ValueError, match=r"mission_conditioning='sum': must be one of \('concat', 'film'\)"):
+        MiniGridFeaturesExtractor(env.observation_space, mission_conditioning="sum")
+    no_mission = spaces.Dict(image=env.observation_space["image"], direction=env.observation_space["direction"])
+    with pytest.raises(ValueError, match=r"mission_conditioning='film': the observation space has no 'mission' key"):
+        MiniGridFeaturesExtractor(no_mission, mission_conditioning="film")
+
+
 def test_features_extractor_refuses_the_raw_minigrid_image():
     raw = MissionTokenWrapper(gym.make("MiniGrid-Empty-5x5-v0"))
     with pytest.raises(ValueError, match=r"needs the grid of ids as GridIdsWrapper declares it"):
@@ -161,7 +190,8 @@ def test_default_combined_extractor_runs_on_make_meta_env():
     assert model.num_timesteps == 16
 
 
-def test_babyai_level_trains_with_missions(tmp_path):
+@pytest.mark.parametrize("conditioning", ["concat", "film"])
+def test_babyai_level_trains_with_missions(tmp_path, conditioning):
     env = make_meta_env("BabyAI-GoToLocalS6N2-v0", n_envs=4, episodes_per_trial=2, seed=0)
     model = MetaRIMPPO(
         "MultiInputPolicy",
@@ -171,14 +201,15 @@ def test_babyai_level_trains_with_missions(tmp_path):
         n_epochs=2,
         slow_interval=1,
         seed=0,
-        policy_kwargs=dict(EXTRACTOR, **SMALL_CORE),
+        policy_kwargs=dict(EXTRACTOR, features_extractor_kwargs=dict(mission_conditioning=conditioning), **SMALL_CORE),
     )
     extractor = model.policy.features_extractor
     assert isinstance(extractor, MiniGridFeaturesExtractor)
     before = {name: param.clone() for name, param in extractor.named_parameters()}
     model.learn(3 * 4 * 32, callback=TrialLogger())
     assert model.num_timesteps == 384
-    for part in ["grid_encoder", "mission_encoder.embedding", "mission_encoder.gru"]:
+    parts = ["grid_encoder.net", "mission_encoder.embedding", "mission_encoder.gru"]
+    for part in parts + (["grid_encoder.film"] if conditioning == "film" else []):
         params = [name for name in before if name.startswith(part)]
         assert any(not th.equal(before[name], extractor.get_parameter(name)) for name in params), f"{part} did not train"
 
