@@ -1,5 +1,6 @@
 """The sample-efficiency harness: grid, shards, resume after a real kill, aggregation against hand-computed values."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -555,7 +556,7 @@ def test_load_pretrained_keeps_weights_and_both_optimizers(tmp_path):
                 assert th.equal(after["state"][index][key], value), (index, key)
 
 
-@pytest.mark.parametrize("name", ["paper", "paper_curriculum", "paper_film"])
+@pytest.mark.parametrize("name", ["paper", "paper_curriculum", "paper_film", "paper_long"])
 def test_the_paper_suites_load_and_chain(name):
     suite = load_suite(name)
     runs = suite.runs()
@@ -570,16 +571,21 @@ def test_the_paper_suites_load_and_chain(name):
         levels = suite.env("BabyAI-GoToLocalS5N2-v0").transfer_envs
         assert list(levels) == ["easy", "medium", "difficult"]
         assert levels["difficult"]["env_id"] == "BabyAI-GoToLocal-v0"
-    elif name == "paper_film":
-        # The paper suite's GoToLocal entry, the mission conditioning the grid (FiLM) its one change.
+    elif name in ("paper_film", "paper_long"):
+        # The paper suite's GoToLocal entry with one change: the mission conditions the grid (FiLM), or 4x the budget.
         paper = load_suite("paper")
         assert [env.env_id for env in suite.envs] == ["BabyAI-GoToLocal-v0"]
-        assert suite.env("BabyAI-GoToLocal-v0") == paper.env("BabyAI-GoToLocal-v0")
+        env, paper_env = suite.env("BabyAI-GoToLocal-v0"), paper.env("BabyAI-GoToLocal-v0")
+        if name == "paper_long":
+            assert (env.n_timesteps, env.eval_freq) == (2_000_000, 50_000)
+            env = dataclasses.replace(env, n_timesteps=paper_env.n_timesteps, eval_freq=paper_env.eval_freq)
+        assert env == paper_env
         paper_runs = {(run.env.env_id, run.variant.name, run.seed): run for run in paper.runs()}
         for run in runs:
             hyperparams = run.hyperparams
-            extractor_kwargs = hyperparams["policy_kwargs"].pop("features_extractor_kwargs")
-            assert extractor_kwargs == {"mission_conditioning": "film"}
+            if name == "paper_film":
+                extractor_kwargs = hyperparams["policy_kwargs"].pop("features_extractor_kwargs")
+                assert extractor_kwargs == {"mission_conditioning": "film"}
             paper_run = paper_runs[(run.env.env_id, run.variant.name, run.seed)]
             assert hyperparams == paper_run.hyperparams and run.variant == paper_run.variant
     else:
