@@ -24,6 +24,8 @@ from sb3_metarim.validation import check_positive_int
 
 # The cores registered when this module is imported (the registry, sb3_metarim.cores.CORES, is the reference).
 RECURRENT_CORES = tuple(CORES)
+# The RIM options an "lstm" core reads: its width, num_units * unit_size.
+LSTM_CORE_OPTIONS = ("num_units", "unit_size")
 
 
 def _signature_with_core_options(init: Callable[..., None]) -> Callable[..., None]:
@@ -344,6 +346,21 @@ def from_sequences(output: th.Tensor) -> th.Tensor:
     return th.flatten(output.transpose(0, 1), start_dim=0, end_dim=1)
 
 
+def check_unused_rim_options(core_config: RIMConfig) -> None:
+    """
+    Raise a ``ValueError`` naming a RIM option that an ``"lstm"`` core would ignore: one set to other than its
+    default (saved models carry every option at its default, so they still load).
+    """
+    defaults = RIMConfig().as_dict()
+    for name, value in core_config.as_dict().items():
+        if name not in LSTM_CORE_OPTIONS and value != defaults[name]:
+            raise ValueError(
+                f"{name}={value!r}: a RIM option, unused by recurrent_core='lstm' (an nn.LSTM of num_units * unit_size "
+                f"units, or lstm_hidden_size); it reads only {' and '.join(LSTM_CORE_OPTIONS)}: drop {name} or use "
+                "recurrent_core='rim'"
+            )
+
+
 def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], core_config: Any) -> None:
     """Raise a ``ValueError`` naming the first core argument that is not allowed, its value and what is allowed."""
     core_config_class(recurrent_core)
@@ -365,8 +382,9 @@ def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], cor
         raise ValueError(f"lstm_kwargs={lstm_kwargs!r}: must be a dict of nn.LSTM's arguments")
     n_layers = policy_kwargs.get("n_lstm_layers", 1)
     if recurrent_core == LSTM_CORE:
-        for name in ("num_units", "unit_size"):
+        for name in LSTM_CORE_OPTIONS:
             check_positive_int(name, getattr(core_config, name))
+        check_unused_rim_options(core_config)
         check_positive_int("n_lstm_layers", n_layers)
         return
     if n_layers != 1:

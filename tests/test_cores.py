@@ -82,10 +82,14 @@ def test_policy_errors_on_lstm_arguments_with_a_rim_and_on_unknown_cores(cue_env
         MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=dict(SMALL_CORE, lstm_kwargs=dict(dropout=0.1)))
     with pytest.raises(ValueError, match=r"recurrent_core='gru': unknown core; registered: .*'lstm', .*'rim'"):
         MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=dict(recurrent_core="gru"))
-    # An LSTM core takes them (and ignores the RIM-only options, which saved models carry).
-    lstm = dict(recurrent_core="lstm", num_units=2, unit_size=8, top_k=5, lstm_kwargs=dict(bias=False))
+    # An LSTM core takes them, and the RIM options at their defaults (saved models carry every option)...
+    lstm = dict(recurrent_core="lstm", num_units=2, unit_size=8, top_k=4, lstm_kwargs=dict(bias=False))
     model = MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=lstm, slow_parameters=["value_net"])
     assert isinstance(model.policy.lstm_actor, nn.LSTM) and model.policy.lstm_actor.bias is False
+    # ... but a RIM option it would ignore, set to another value, is an error, not silently dropped.
+    for name, value in (("top_k", 1), ("dense_size", 16), ("selection", "straight_through"), ("cell", "gru")):
+        with pytest.raises(ValueError, match=rf"{name}={value!r}: a RIM option, unused by recurrent_core='lstm'"):
+            MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=dict(lstm, **{name: value}), slow_parameters=["value_net"])
 
 
 def test_a_registered_core_trains_and_saves(cue_env, gru_core, tmp_path):
