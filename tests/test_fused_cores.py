@@ -120,7 +120,9 @@ def test_fusable_rims():
 def make_policy(**kwargs) -> RIMActorCriticPolicy:
     th.manual_seed(0)
     observation_space = spaces.Box(-1.0, 1.0, (OBS,), np.float32)
-    options = SMALL_CORE if kwargs.get("recurrent_core", "rim") != "metods" else {"num_neurons": 8}
+    core = kwargs.get("recurrent_core", "rim")
+    # Each core its own options: an LSTM core refuses the RIM options it would ignore.
+    options = {"rim": SMALL_CORE, "lstm": {"num_units": 4, "unit_size": 8}, "metods": {"num_neurons": 8}}[core]
     return RIMActorCriticPolicy(observation_space, spaces.Discrete(3), lambda _: 1e-3, **(options | kwargs))
 
 
