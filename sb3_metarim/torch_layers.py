@@ -21,6 +21,8 @@ MISSION_KEY = "mission"
 IMAGE_KEY = "image"
 # The mission's padding token id.
 PAD_ID = 0
+# Channels of each of GridEncoder's two convolutions (FiLM scales and shifts each of them).
+GRID_CHANNELS = 32
 # How MiniGridFeaturesExtractor lets the mission meet the grid.
 MISSION_CONDITIONINGS = ("concat", "film")
 
@@ -49,16 +51,16 @@ class GridEncoder(nn.Module):
         self.embedding = nn.Embedding(int(ids_per_channel.sum()), embedding_dim)
         height, width = grid_space.shape[:2]
         self.net = nn.Sequential(
-            nn.Conv2d(embedding_dim, 32, kernel_size=3, padding=1),
+            nn.Conv2d(embedding_dim, GRID_CHANNELS, kernel_size=3, padding=1),
             nn.ReLU(),
-            nn.Conv2d(32, 32, kernel_size=3, padding=1),
+            nn.Conv2d(GRID_CHANNELS, GRID_CHANNELS, kernel_size=3, padding=1),
             nn.ReLU(),
             nn.Flatten(),
-            nn.Linear(32 * height * width, features_dim),
+            nn.Linear(GRID_CHANNELS * height * width, features_dim),
             nn.ReLU(),
         )
         # One (gamma, beta) layer per convolution; kept out of `net` so that plain encoders keep their parameter names.
-        self.film = nn.ModuleList(nn.Linear(condition_dim, 2 * 32) for _ in range(2)) if condition_dim else None
+        self.film = nn.ModuleList(nn.Linear(condition_dim, 2 * GRID_CHANNELS) for _ in range(2)) if condition_dim else None
         for layer in self.film or ():
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
