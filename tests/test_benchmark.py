@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sb3_metarim.benchmark import aggregate, runner, stats
+from sb3_metarim.benchmark import aggregate, runner, stats, training_log
 from sb3_metarim.benchmark.cli import main
 from sb3_metarim.benchmark.runner import ALGORITHMS, DONE_FILE, EVAL_COLUMNS, env_wrappers
 from sb3_metarim.benchmark.spec import load_suite, parse_shard, shard, suite_from_dict
@@ -233,6 +233,52 @@ def test_aggregate_seeds_may_go_beyond_the_suites(tmp_path):
     tmaze = runs[(runs["env_id"] == "sb3_metarim/TMaze-v0") & (runs["variant"] == "metarim_ppo")]
     assert sorted(tmaze["seed"]) == [0, 1, 2]
     assert "--seeds 0 1 2 3" in (tmp_path / "tiny/summary.md").read_text()
+
+
+def write_progress(folder: Path, name: str, rows: list[tuple[int, float | None]]) -> None:
+    """An SB3 ``progress.csv``: ``(total_timesteps, ep_rew_mean)`` rows (None: no episode ended yet), plus a loss."""
+    frame = pd.DataFrame(
+        {"time/total_timesteps": [t for t, _ in rows], "rollout/ep_rew_mean": [r for _, r in rows], "train/loss": 0.1}
+    )
+    frame.to_csv(folder / name, index=False)
+
+
+def test_training_return_is_read_across_resumes(tmp_path):
+    # Trained to 300, checkpointed at 200, killed, resumed from 200: the resumed log replaces the first one's 300.
+    write_progress(tmp_path, "progress.csv", [(100, None), (200, 2.0), (300, 3.0)])
+    write_progress(tmp_path, "progress_from200.csv", [(300, 5.0), (400, 6.0)])
+    curve = training_log.training_curve(tmp_path)
+    assert curve.to_dict("list") == {"timesteps": [200, 300, 400], "train_return": [2.0, 5.0, 6.0]}
+    at = training_log.training_return_at(tmp_path, np.array([0.0, 250.0, 400.0, 500.0]))
+    assert np.isnan(at[0]) and at[1:].tolist() == [3.5, 6.0, 6.0]
+    assert np.isnan(training_log.training_return_at(tmp_path / "missing", np.array([1.0]))).all()
+
+
+def test_aggregate_reports_training_returns_beside_the_evaluations(tmp_path):
+    data = {
+        "suite": "hand",
+        "seeds": [0, 1],
+        "envs": {
+            "sb3_metarim/CueMemory-v0": {"n_timesteps": 200, "eval_freq": 100, "score_range": [0.0, 2.0], "threshold": 1.5}
+        },
+        "variants": {"a": {"algo": "metarim_ppo"}},
+    }
+    env_id = "sb3_metarim/CueMemory-v0"
+    # Deterministic evaluations never reach 1.5; the sampling policy's training return does, in seed 1 only (at 200).
+    fake_results(tmp_path, data, {(env_id, "a", seed): [(0, 0.0), (100, 0.5), (200, 1.0)] for seed in range(2)})
+    for spec in suite_from_dict(data).runs():
+        write_progress(spec.folder(tmp_path), "progress.csv", [(50, 0.2), (100, 1.0), (200, 1.0 + spec.seed)])
+    report = aggregate.aggregate_suite(suite_from_dict(data), tmp_path, command="test", candidate="a", baseline="b")
+    runs = pd.read_csv(tmp_path / "hand/runs.csv").set_index("seed")
+    assert runs["reached"].tolist() == [0, 0]
+    assert runs["train_reached"].tolist() == [0, 1] and runs.loc[1, "train_frames_to_threshold"] == 200
+    # Training returns at the evaluation steps 100, 200 (none logged at 0): seed 0's scores 0.5, 0.5 -> AUC 0.5.
+    assert runs.loc[0, "train_auc"] == pytest.approx(0.5) and runs.loc[0, "train_final_return"] == 1.0
+    summary = pd.read_csv(tmp_path / "hand/summary.csv")
+    assert summary.loc[0, "train_runs"] == 2 and summary.loc[0, "train_reached"] == 1
+    text = report.read_text()
+    assert "## Training returns (the sampling policy)" in text and "| 2 | 1.500 [1.000, 2.000] |" in text
+    assert (tmp_path / "hand/training.png").stat().st_size > 0
 
 
 def test_iqm_interval_of_constant_values_is_exact():

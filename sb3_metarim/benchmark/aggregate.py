@@ -5,7 +5,9 @@ Per run: the final return (last evaluation), the normalized area under the curve
 training, trapezoids over the evaluation steps), and the frames to threshold (the first evaluation at or above the
 env's threshold; a run that never gets there counts as one evaluation interval after its last evaluation, a
 censored value, and the table says how many got there), and whether it collapsed after learning (once its best
-normalized score reached 0.5, two evaluations in a row more than 20% below that best). Per env and variant: the
+normalized score reached 0.5, two evaluations in a row more than 20% below that best); the same final return, AUC
+and frames to threshold of its training return (SB3's log of the sampling policy's episodes, read at the evaluation
+steps: :mod:`sb3_metarim.benchmark.training_log`). Per env and variant: the
 interquartile mean (IQM) of each, with a 95% bootstrap confidence interval. Over the suite: IQM of normalized final
 scores and AUCs with stratified-bootstrap CIs and performance profiles. Only finished runs count.
 """
@@ -24,14 +26,19 @@ from rliable import metrics, plot_utils
 
 from sb3_metarim.benchmark.runner import DONE_FILE, environment_facts
 from sb3_metarim.benchmark.spec import EnvSpec, SuiteSpec
-from sb3_metarim.benchmark.stats import BOOTSTRAP_REPS, ci_text, interval, iqm_interval, mean_interval
+from sb3_metarim.benchmark.stats import BOOTSTRAP_REPS, ci_text, interval, iqm_curve, iqm_interval, mean_interval
+from sb3_metarim.benchmark.training_log import training_return_at
 from sb3_metarim.benchmark.transfer import append_report
+
+# Per run, of the deterministic evaluations and (prefixed ``train_``) of the training return.
+TRAINING_METRICS = ("final_return", "auc", "frames_to_threshold", "reached")
+SUMMARY_METRICS = (("final_return", iqm_interval), ("auc", iqm_interval), ("frames_to_threshold", mean_interval))
 
 
 def load_results(suite: SuiteSpec, root: Path) -> pd.DataFrame:
     """
-    :return: every evaluation row of the suite's finished runs, with columns ``env_id``, ``variant``, ``seed``
-        and those of ``eval.csv``.
+    :return: every evaluation row of the suite's finished runs, with columns ``env_id``, ``variant``, ``seed``,
+        those of ``eval.csv`` and ``train_return`` (the training return at that step, NaN where none was logged).
     """
     frames = []
     for spec in suite.runs():
@@ -39,25 +46,27 @@ def load_results(suite: SuiteSpec, root: Path) -> pd.DataFrame:
         if not (folder / DONE_FILE).exists():
             continue
         frame = pd.read_csv(folder / "eval.csv")
+        frame["train_return"] = training_return_at(folder, frame["timesteps"].to_numpy(dtype=float))
         frame.insert(0, "seed", spec.seed)
         frame.insert(0, "variant", spec.variant.name)
         frame.insert(0, "env_id", spec.env.env_id)
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=["env_id", "variant", "seed", "timesteps", "return_mean", "success_rate"])
+        return pd.DataFrame(columns=["env_id", "variant", "seed", "timesteps", "return_mean", "success_rate", "train_return"])
     return pd.concat(frames, ignore_index=True)
 
 
-def run_metrics(curve: pd.DataFrame, env: EnvSpec) -> dict[str, float]:
+def run_metrics(curve: pd.DataFrame, env: EnvSpec, value: str = "return_mean") -> dict[str, float]:
     """
-    :param curve: One run's evaluations (``timesteps``, ``return_mean``), in order.
+    :param curve: One run's evaluations (``timesteps`` and ``value``), in order.
     :param env: The run's env.
+    :param value: The return column: ``"return_mean"`` (deterministic evaluations) or ``"train_return"``.
     :return: ``final_return``, ``final_score`` (normalized), ``auc`` (normalized) and ``frames_to_threshold``
         (when never reached, censored at the step after the run's last evaluation, one ``eval_freq`` later, so
         that it ranks after any run that reached the threshold at an evaluation) with ``reached`` (1.0 or 0.0).
     """
     steps = curve["timesteps"].to_numpy(dtype=float)
-    returns = curve["return_mean"].to_numpy(dtype=float)
+    returns = curve[value].to_numpy(dtype=float)
     scores = env.normalize_score(returns)
     auc = np.trapezoid(scores, steps) / (steps[-1] - steps[0]) if len(steps) > 1 else scores[-1]
     above = np.flatnonzero(returns >= env.threshold)
@@ -88,32 +97,44 @@ def collapsed(scores: np.ndarray, drop: float = 0.2, learned: float = 0.5) -> bo
 
 
 def per_run_table(suite: SuiteSpec, results: pd.DataFrame) -> pd.DataFrame:
-    """:return: one row per finished run: ``env_id``, ``variant``, ``seed`` and :func:`run_metrics`."""
+    """
+    :return: one row per finished run: ``env_id``, ``variant``, ``seed``, :func:`run_metrics` of its evaluations
+        and, prefixed ``train_``, :data:`TRAINING_METRICS` of its training return (NaN where it logged none).
+    """
     rows = []
     for (env_id, variant, seed), curve in results.groupby(["env_id", "variant", "seed"], sort=False):
+        curve, env = curve.sort_values("timesteps"), suite.env(env_id)
+        training = curve.dropna(subset=["train_return"])
+        train_metrics = run_metrics(training, env, "train_return") if len(training) else {}
         rows.append(
             {
                 "env_id": env_id,
                 "variant": variant,
                 "seed": seed,
-                **run_metrics(curve.sort_values("timesteps"), suite.env(env_id)),
+                **run_metrics(curve, env),
+                **{f"train_{metric}": train_metrics.get(metric, np.nan) for metric in TRAINING_METRICS},
             }
         )
     return pd.DataFrame(rows)
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """:return: per env and variant: runs, IQM final return, IQM normalized AUC, mean frames to threshold, with CIs."""
+    """
+    :return: per env and variant: runs, IQM final return, IQM normalized AUC, mean frames to threshold, with CIs,
+        runs that reached the threshold and collapses; the same (prefixed ``train_``) of the training return, over
+        the runs that logged one (``train_runs``).
+    """
     rows = []
     for (env_id, variant), group in runs.groupby(["env_id", "variant"], sort=False):
         row: dict[str, Any] = {"env_id": env_id, "variant": variant, "runs": len(group)}
-        for metric, estimate in (
-            ("final_return", iqm_interval),
-            ("auc", iqm_interval),
-            ("frames_to_threshold", mean_interval),
-        ):
-            row[metric], row[f"{metric}_low"], row[f"{metric}_high"] = estimate(group[metric].to_numpy(dtype=float))
-        row["reached"] = int(group["reached"].sum())
+        training = group.dropna(subset=["train_final_return"])
+        row["train_runs"] = len(training)
+        for prefix, rows_of in (("", group), ("train_", training)):
+            for metric, estimate in SUMMARY_METRICS:
+                name = prefix + metric
+                values = rows_of[name].to_numpy(dtype=float)
+                row[name], row[f"{name}_low"], row[f"{name}_high"] = estimate(values) if len(values) else (np.nan,) * 3
+            row[f"{prefix}reached"] = int(rows_of[f"{prefix}reached"].sum())
         row["collapses"] = int(group["collapsed"].sum())
         rows.append(row)
     return pd.DataFrame(rows)
@@ -182,14 +203,19 @@ def variant_colors(suite: SuiteSpec) -> dict[str, Any]:
     return {variant.name: palette[i % len(palette)] for i, variant in enumerate(suite.variants)}
 
 
-CURVE_LABELS = {"return_mean": "evaluation return", "success_rate": "evaluation success rate"}
+CURVE_LABELS = {
+    "return_mean": "evaluation return",
+    "success_rate": "evaluation success rate",
+    "train_return": "training return (last 100 episodes)",
+}
 
 
 def plot_curves(suite: SuiteSpec, results: pd.DataFrame, path: Path, value: str = "return_mean") -> None:
     """
     Per env: the IQM over seeds of ``value`` against steps, with a 95% bootstrap band.
 
-    :param value: ``"return_mean"`` or ``"success_rate"`` (envs without a success rate are left out).
+    :param value: ``"return_mean"``, ``"success_rate"`` or ``"train_return"`` (envs without that value are left
+        out).
     """
     colors = variant_colors(suite)
     results = results.dropna(subset=[value])
@@ -200,11 +226,10 @@ def plot_curves(suite: SuiteSpec, results: pd.DataFrame, path: Path, value: str 
     for ax, env in zip(axes.flat, envs, strict=False):
         for variant, group in results[results["env_id"] == env.env_id].groupby("variant", sort=False):
             table = group.pivot_table(index="seed", columns="timesteps", values=value).dropna(axis=1)
-            points = [iqm_interval(table[column].to_numpy()) for column in table.columns]
-            iqm, low, high = (np.array(values) for values in zip(*points, strict=True))
+            iqm, low, high = iqm_curve(table.to_numpy(dtype=float))
             ax.plot(table.columns, iqm, color=colors[variant], label=f"{variant} ({len(table)} seeds)")
             ax.fill_between(table.columns, low, high, color=colors[variant], alpha=0.2)
-        if value == "return_mean":
+        if value != "success_rate":
             ax.axhline(env.threshold, color="grey", linestyle=":", linewidth=1)
         ax.set(title=env.env_id, xlabel="environment steps", ylabel=f"{CURVE_LABELS[value]} (IQM, 95% CI)")
     for ax in list(axes.flat)[len(envs) :]:
@@ -235,7 +260,7 @@ def aggregate_suite(
 ) -> Path:
     """
     Write ``runs.csv``, ``summary.csv``, ``summary.md``, ``curves.png``, ``success.png`` (where an env
-    reports success) and ``profile.png`` to ``root/<suite>/``.
+    reports success), ``training.png`` (training returns, where logged) and ``profile.png`` to ``root/<suite>/``.
 
     :param suite: The suite.
     :param root: The results folder.
@@ -257,13 +282,23 @@ def aggregate_suite(
     with_success = bool(results["success_rate"].notna().any())
     if with_success:
         plot_curves(suite, results, folder / "success.png", value="success_rate")
+    with_training = bool(results["train_return"].notna().any())
+    if with_training:
+        plot_curves(suite, results, folder / "training.png", value="train_return")
     aggregates, finals = suite_aggregates(suite, runs)
     if finals:
         plot_profiles(finals, variant_colors(suite), folder / "profile.png")
     report = folder / "summary.md"
     report.write_text(
         _markdown(
-            suite, summary, verdicts(summary, candidate, baseline), aggregates, command, candidate, baseline, with_success
+            suite,
+            summary,
+            verdicts(summary, candidate, baseline),
+            aggregates,
+            command,
+            candidate,
+            baseline,
+            {"success.png": with_success, "training.png": with_training},
         )
     )
     append_report(suite, root, report)
@@ -278,7 +313,7 @@ def _markdown(
     command: str,
     candidate: str,
     baseline: str,
-    with_success: bool,
+    figures: dict[str, bool],
 ) -> str:
     facts = environment_facts()
     versions = ", ".join(f"{name} {version}" for name, version in facts["versions"].items())
@@ -295,12 +330,7 @@ def _markdown(
         "| env | variant | runs | IQM final return | IQM AUC | frames to threshold | reached | collapses |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for row in summary.to_dict("records"):
-        final, auc = _metric_ci(row, "final_return"), _metric_ci(row, "auc")
-        frames = _metric_ci(row, "frames_to_threshold", ".0f")
-        reached = f"{row['reached']}/{row['runs']}"
-        cells = [row["env_id"], row["variant"], row["runs"], final, auc, frames, reached, row["collapses"]]
-        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    lines += [_summary_row(row, "", row["collapses"]) for row in summary.to_dict("records")]
     if not verdict.empty:
         final_wins, frame_wins = int((verdict["final"] == "yes").sum()), int((verdict["frames"] == "yes").sum())
         lines += [
@@ -332,15 +362,48 @@ def _markdown(
             "",
             "![performance profiles](profile.png)",
         ]
+    if figures["training.png"]:
+        lines += _training_markdown(summary)
     lines += [
         "",
         "![learning curves](curves.png)",
-        *(["", "![success rate](success.png)"] if with_success else []),
+        *(["", "![success rate](success.png)"] if figures["success.png"] else []),
+        *(["", "![training returns](training.png)"] if figures["training.png"] else []),
         "",
         f"Command: `{command}` · commit {facts['commit']} · {versions} · {facts['machine']}",
         "",
     ]
     return "\n".join(lines)
+
+
+def _training_markdown(summary: pd.DataFrame) -> list[str]:
+    lines = [
+        "",
+        "## Training returns (the sampling policy)",
+        "",
+        "SB3's `rollout/ep_rew_mean` (mean return of the last 100 training episodes of the stochastic policy, the "
+        "curves BabyAI and rl-starter-files report) read at the evaluation steps; the same statistics as above.",
+        "",
+        "| env | variant | runs | IQM final training return | IQM AUC | frames to threshold | reached |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    return lines + [_summary_row(row, "train_") for row in summary[summary["train_runs"] > 0].to_dict("records")]
+
+
+def _summary_row(row: dict[str, Any], prefix: str, *extra: Any) -> str:
+    """One markdown row of :func:`summary_table`'s metrics with that prefix (``""`` or ``"train_"``)."""
+    runs = row[f"{prefix}runs"]
+    cells = [
+        row["env_id"],
+        row["variant"],
+        runs,
+        _metric_ci(row, f"{prefix}final_return"),
+        _metric_ci(row, f"{prefix}auc"),
+        _metric_ci(row, f"{prefix}frames_to_threshold", ".0f"),
+        f"{row[f'{prefix}reached']}/{runs}",
+        *extra,
+    ]
+    return "| " + " | ".join(map(str, cells)) + " |"
 
 
 def _metric_ci(row: dict[str, Any], metric: str, fmt: str = ".3f") -> str:

@@ -4,6 +4,7 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
+import scipy.stats
 from rliable import library as rly
 from rliable import metrics
 
@@ -28,17 +29,36 @@ def interval(matrix: np.ndarray, aggregate: Callable[[np.ndarray], float], seed:
     :param seed: Seed of the bootstrap.
     :return: the point estimate and its 95% bootstrap CI.
     """
+    point, low, high = _bootstrap(matrix, lambda scores: np.array([aggregate(scores)]), seed)
+    return float(point[0]), float(low[0]), float(high[0])
+
+
+def iqm_curve(matrix: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """
+    Pointwise IQM bands of learning curves, in one bootstrap: the runs are resampled independently at each step
+    (rliable's stratification, with the steps as its tasks), each step's IQM is rliable's ``aggregate_iqm``.
+
+    :param matrix: (runs x steps) scores.
+    :param seed: Seed of the bootstrap.
+    :return: per step the IQM over runs and its 95% CI (low, high).
+    """
+    return _bootstrap(matrix, lambda scores: scipy.stats.trim_mean(scores, proportiontocut=0.25, axis=0), seed)
+
+
+def _bootstrap(
+    matrix: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray], seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with warnings.catch_warnings():
         # rliable seeds arch's bootstrap with a RandomState, which arch 7 deprecates.
         warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)
         point, bounds = rly.get_interval_estimates(
             {"x": matrix},
-            lambda scores: np.array([aggregate(scores)]),
+            statistic,
             reps=BOOTSTRAP_REPS,
             confidence_interval_size=CONFIDENCE,
             random_state=np.random.RandomState(seed),
         )
-    return float(point["x"][0]), float(bounds["x"][0, 0]), float(bounds["x"][1, 0])
+    return point["x"], bounds["x"][0], bounds["x"][1]
 
 
 def ci_text(point: float, low: float, high: float, fmt: str = ".3f") -> str:
