@@ -5,9 +5,11 @@ at each step of an episode, against what is in view and what the mission says.
 :func:`module_activity` plays a trained model (its actor core a :class:`~sb3_metarim.rim.RIM`) and records, per step,
 the active modules (the core's ``last_active``, as :class:`~sb3_metarim.rim.ModuleActivity` counts them in training)
 beside the objects and colours in the 7x7 view (decoded from the grid of ids with MiniGrid's ``IDX_TO_OBJECT`` and
-``IDX_TO_COLOR``), the mission's words and whether the mission's object is in view. :func:`activation_rates` turns
-that into mean activation rates per module and feature, :func:`plot_activity_heatmaps` into heatmaps and
-:func:`reading` into a short text. ``scripts/module_analysis.py`` runs all of it on a harness run's ``model.zip``.
+``IDX_TO_COLOR``), the state of the task in view (what the agent carries, which doors are locked, closed or open:
+the phases of a task such as DoorKey), the mission's words and whether the mission's object is in view.
+:func:`activation_rates` turns that into mean activation rates per module and feature, :func:`plot_activity_heatmaps`
+into heatmaps and :func:`reading` into a short text. ``scripts/module_analysis.py`` runs all of it on a harness
+run's ``model.zip``.
 
 .. code-block:: python
 
@@ -26,15 +28,20 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from minigrid.core.constants import COLOR_TO_IDX, IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX
+from minigrid.core.constants import COLOR_TO_IDX, IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX, STATE_TO_IDX
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_metarim.envs.minigrid import IMAGE_KEY, MISSION_KEY, MISSION_WORDS, PAD_ID, UNK_ID
 from sb3_metarim.rim import RIM
 
 UNIT_PREFIX = "unit_"
-# Feature columns of module_activity's frame: counts of cells per object type and colour in view, mission words.
-PREFIXES = {"object": "obj_", "colour": "colour_", "word": "word_"}
+# Feature columns of module_activity's frame: counts of cells per object type and colour in view, the task's state
+# (carrying, doors), mission words, and the step's place in the episode (a task's phases come in order, so a module
+# that follows a phase also follows time: the two tables side by side tell them apart).
+PREFIXES = {"object": "obj_", "colour": "colour_", "state": "state_", "word": "word_", "time": "time_"}
+# Bounds of the time features: steps 0-3, 4-7, 8-15, 16-31, 32-63, 64 and later.
+TIME_EDGES = (0, 4, 8, 16, 32, 64)
+IDX_TO_STATE = {index: state for state, index in STATE_TO_IDX.items()}
 # Cells that show nothing: out of sight, or free.
 NOTHING = (OBJECT_TO_IDX["unseen"], OBJECT_TO_IDX["empty"])
 # Colour counts leave walls out: they are all grey and everywhere.
@@ -50,12 +57,16 @@ def view_features(observation: dict[str, Any]) -> dict[str, Any]:
     :param observation: One MiniGrid observation as the model sees it: ``"image"`` a grid of (object, colour, state)
         ids (``GridIdsWrapper``), ``"mission"`` token ids (``MissionTokenWrapper``).
     :return: ``obj_<type>``: cells of each object type in view (not unseen or empty); ``colour_<colour>``: cells of
-        each colour among the objects in view (walls left out); ``word_<word>``: 1 for each mission word;
+        each colour among the objects in view (walls left out); ``state_carrying_<type>`` (or
+        ``state_carrying_nothing``): 1 for what the agent carries (MiniGrid shows it in the agent's own cell, the
+        bottom centre of the view); ``state_door_<locked|closed|open>``: doors in view in that state;
+        ``word_<word>``: 1 for each mission word;
         ``mission``: the mission's text; ``target_in_view``: whether an object of the mission's type (and colour, if
         it names one; :data:`TARGET_TYPES`) is in view.
     """
-    grid = np.asarray(observation[IMAGE_KEY]).reshape(-1, 3)
-    objects, colours = grid[:, 0], grid[:, 1]
+    image = np.asarray(observation[IMAGE_KEY])
+    grid = image.reshape(-1, 3)
+    objects, colours, states = grid[:, 0], grid[:, 1], grid[:, 2]
     features: dict[str, Any] = {}
     for index in np.unique(objects):
         if index not in NOTHING:
@@ -63,6 +74,11 @@ def view_features(observation: dict[str, Any]) -> dict[str, Any]:
     coloured = ~np.isin(objects, COLOURLESS)
     for index in np.unique(colours[coloured]):
         features[f"colour_{IDX_TO_COLOR[int(index)]}"] = int((colours[coloured] == index).sum())
+    carried = int(image[image.shape[0] // 2, image.shape[1] - 1, 0])
+    features[f"state_carrying_{'nothing' if carried in NOTHING else IDX_TO_OBJECT[carried]}"] = 1
+    doors = objects == OBJECT_TO_IDX["door"]
+    for index in np.unique(states[doors]):
+        features[f"state_door_{IDX_TO_STATE[int(index)]}"] = int((states[doors] == index).sum())
     words = [ID_TO_WORD.get(int(token), "<unk>") for token in np.asarray(observation[MISSION_KEY]) if token != PAD_ID]
     for word in dict.fromkeys(words):
         features[f"word_{word}"] = 1
@@ -78,6 +94,15 @@ def view_features(observation: dict[str, Any]) -> dict[str, Any]:
     return features
 
 
+def time_feature(step: int) -> str:
+    """:return: the time feature of an episode's step ``step`` (from 0): ``time_<first>-<last>`` of its
+    :data:`TIME_EDGES` bucket, ``time_64+`` for the last."""
+    position = int(np.searchsorted(TIME_EDGES, step, side="right")) - 1
+    if position == len(TIME_EDGES) - 1:
+        return f"{PREFIXES['time']}{TIME_EDGES[-1]}+"
+    return f"{PREFIXES['time']}{TIME_EDGES[position]}-{TIME_EDGES[position + 1] - 1}"
+
+
 def module_activity(
     model: BaseAlgorithm, env: gym.Env, n_episodes: int = 20, deterministic: bool = True, seed: int = 0
 ) -> pd.DataFrame:
@@ -90,8 +115,8 @@ def module_activity(
     :param deterministic: Play the most likely action (as the harness evaluates).
     :param seed: Episode ``i`` resets with ``seed + i``.
     :return: one row per step: ``episode``, ``step``, ``action``, ``reward``, ``unit_<i>`` (1 when module ``i`` was
-        active), and :func:`view_features` of the observation the action was chosen on (feature columns absent from
-        a step are 0).
+        active), :func:`view_features` of the observation the action was chosen on and the step's
+        :func:`time_feature` (feature columns absent from a step are 0).
     """
     core = getattr(model.policy, "lstm_actor", None)
     if not isinstance(core, RIM):
@@ -106,7 +131,7 @@ def module_activity(
             active = core.last_active.reshape(-1, core.num_units)[-1].cpu().numpy()
             row = {"episode": episode, "step": step, "action": int(np.asarray(action).item())}
             row |= {f"{UNIT_PREFIX}{i}": int(flag) for i, flag in enumerate(active)}
-            row |= view_features(observation)
+            row |= view_features(observation) | {time_feature(step): 1}
             observation, reward, terminated, truncated, _ = env.step(row["action"])
             row["reward"] = float(reward)
             rows.append(row)
@@ -124,10 +149,10 @@ def unit_columns(frame: pd.DataFrame) -> list[str]:
 def activation_rates(frame: pd.DataFrame, kind: str, min_steps: int = 1) -> pd.DataFrame:
     """
     :param frame: :func:`module_activity`'s rows.
-    :param kind: ``"object"``, ``"colour"`` or ``"word"``.
+    :param kind: A key of :data:`PREFIXES`: ``"object"``, ``"colour"``, ``"state"``, ``"word"`` or ``"time"``.
     :param min_steps: Leave out features present at fewer steps.
-    :return: per feature present (rows, most frequent first; ``all steps`` last): each module's activation rate over
-        the steps where the feature is present, and ``steps``, how many.
+    :return: per feature present (rows, most frequent first, time features in order; ``all steps`` last): each
+        module's activation rate over the steps where the feature is present, and ``steps``, how many.
     """
     prefix = PREFIXES[kind]
     units = unit_columns(frame)
@@ -136,7 +161,11 @@ def activation_rates(frame: pd.DataFrame, kind: str, min_steps: int = 1) -> pd.D
         present = frame[column] > 0
         if present.sum() >= min_steps:
             rows[column.removeprefix(prefix)] = [*frame.loc[present, units].mean().tolist(), int(present.sum())]
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=[*units, "steps"]).sort_values("steps", ascending=False)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=[*units, "steps"])
+    if kind == "time":  # in the episode's order
+        table = table.loc[sorted(table.index, key=lambda name: int(name.split("-")[0].rstrip("+")))]
+    else:
+        table = table.sort_values("steps", ascending=False)
     table.loc["all steps"] = [*frame[units].mean().tolist(), len(frame)]
     table["steps"] = table["steps"].astype(int)
     return table
@@ -156,7 +185,7 @@ def rates_markdown(table: pd.DataFrame) -> str:
 
 def plot_activity_heatmaps(frame: pd.DataFrame, folder: str | Path, min_steps: int = 5) -> list[Path]:
     """
-    Write ``modules_by_object.png``, ``modules_by_colour.png``, ``modules_by_word.png`` (module x feature: the mean
+    Write ``modules_by_<kind>.png`` for each kind of :data:`PREFIXES` (module x feature: the mean
     activation rate over the steps where the feature is present, the rate over all steps in the last row) and
     ``modules_over_episode.png`` (the first episode's active modules, step by step).
 
@@ -193,9 +222,9 @@ def plot_activity_heatmaps(frame: pd.DataFrame, folder: str | Path, min_steps: i
 
 def reading(frame: pd.DataFrame, min_steps: int = 5) -> str:
     """
-    :return: a short markdown reading: per module its overall activation rate and, for objects, colours and mission
-        words, the feature (present at ``min_steps`` steps or more) that raises its rate most above its overall rate,
-        and the rates with the mission's object in view and out of view.
+    :return: a short markdown reading: per module its overall activation rate and, for each kind of feature
+        (:data:`PREFIXES`), the feature (present at ``min_steps`` steps or more, and not at every step) that raises
+        its rate most above its overall rate, and the rates with the mission's object in view and out of view.
     """
     units = unit_columns(frame)
     overall = frame[units].mean()
@@ -203,10 +232,13 @@ def reading(frame: pd.DataFrame, min_steps: int = 5) -> str:
         f"{len(frame)} steps over {frame['episode'].nunique()} episodes; success (positive reward) in "
         f"{int((frame.groupby('episode')['reward'].max() > 0).sum())}.",
         "",
-        "| module | active | most raised by object | by colour | by mission word | target in view / not |",
-        "|---|---|---|---|---|---|",
+        "| module | active | most raised by object | by colour | by state | by mission word | by time | "
+        "target in view / not |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     tables = {kind: activation_rates(frame, kind, min_steps).drop(index="all steps") for kind in PREFIXES}
+    # A feature present at every step (DoorKey's one mission, walls in a small room) tells nothing apart.
+    tables = {kind: table[table["steps"] < len(frame)] for kind, table in tables.items()}
     seen = frame["target_in_view"] > 0
     for unit in units:
         cells = [unit.removeprefix(UNIT_PREFIX), f"{overall[unit]:.2f}"]

@@ -1,7 +1,7 @@
 """
 What a trained RIM's modules do on MiniGrid/BabyAI: play a harness run's ``model.zip`` and write, to ``--out``
-(default ``<run>/analysis/``), ``activity.csv`` (one row per step: active modules, objects, colours and mission
-words in view), the heatmaps of :func:`sb3_metarim.analysis.plot_activity_heatmaps` and ``analysis.md`` (the
+(default ``<run>/analysis/``), ``activity.csv`` (one row per step: active modules, objects, colours, the task's
+state and mission words in view), the heatmaps of :func:`sb3_metarim.analysis.plot_activity_heatmaps` and ``analysis.md`` (the
 command, the activation tables and :func:`sb3_metarim.analysis.reading`).
 
 .. code-block:: bash
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> Path:
         f"Model `{args.run / 'model.zip'}` ({config['algo']}, trained on {config['env_id']}), {args.episodes} episodes, "
         f"{'sampled' if args.stochastic else 'deterministic'} actions. A module's rate for a feature: the fraction of "
         "the steps with that feature in view (objects: cells of that type; colours: cells of objects other than walls; "
-        "words: in the mission) at which the module was active. In brackets: the rate and its difference from the "
+        "states: what the agent carries, doors locked, closed or open; words: in the mission) at which the module was "
+        "active. In brackets: the rate and its difference from the "
         "module's rate over all steps. The mission is fixed over an episode: with few episodes per word, a word's rate "
         "mixes the word with those episodes' layouts.",
         "",

@@ -11,7 +11,14 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_metarim import MetaRIMPPO
-from sb3_metarim.analysis import activation_rates, module_activity, plot_activity_heatmaps, reading, view_features
+from sb3_metarim.analysis import (
+    activation_rates,
+    module_activity,
+    plot_activity_heatmaps,
+    reading,
+    time_feature,
+    view_features,
+)
 from sb3_metarim.envs.minigrid import GridIdsWrapper, MissionTokenWrapper, tokenize_mission
 from sb3_metarim.torch_layers import MiniGridFeaturesExtractor
 
@@ -34,13 +41,30 @@ def test_view_features_decode_the_grid_and_the_mission():
     image[4, 4] = (6, 2, 0)  # a blue ball
     image[5, 5] = (5, 0, 0)  # a red key
     image[6, 6] = (1, 0, 0)  # empty
+    image[1, 1] = image[1, 2] = (4, 4, 2)  # two locked yellow doors
+    image[1, 3] = (4, 4, 0)  # an open one
     features = view_features({"image": image, "mission": tokenize_mission("go to the red key")})
-    assert {k: v for k, v in features.items() if k.startswith("obj_")} == {"obj_wall": 7, "obj_ball": 2, "obj_key": 1}
-    assert {k: v for k, v in features.items() if k.startswith("colour_")} == {"colour_red": 2, "colour_blue": 1}
+    objects = {k: v for k, v in features.items() if k.startswith("obj_")}
+    assert objects == {"obj_wall": 7, "obj_ball": 2, "obj_key": 1, "obj_door": 3}
+    assert {k: v for k, v in features.items() if k.startswith("colour_")} == {
+        "colour_red": 2,
+        "colour_blue": 1,
+        "colour_yellow": 3,
+    }
+    # The agent's cell (bottom centre of the view) shows what it carries: nothing here, a key below.
+    states = {k: v for k, v in features.items() if k.startswith("state_")}
+    assert states == {"state_carrying_nothing": 1, "state_door_locked": 2, "state_door_open": 1}
+    image[3, 6] = (5, 4, 0)  # a yellow key in the agent's cell
+    assert view_features({"image": image, "mission": tokenize_mission("go to the red key")})["state_carrying_key"] == 1
     assert {k for k in features if k.startswith("word_")} == {"word_go", "word_to", "word_the", "word_red", "word_key"}
     assert features["mission"] == "go to the red key" and features["target_in_view"] == 1
     assert view_features({"image": image, "mission": tokenize_mission("go to the blue key")})["target_in_view"] == 0
     assert view_features({"image": image, "mission": tokenize_mission("go to a ball")})["target_in_view"] == 1
+
+
+def test_time_features_bucket_the_steps_of_an_episode():
+    labels = [time_feature(step) for step in (0, 3, 4, 7, 8, 15, 16, 63, 64, 500)]
+    assert labels == [f"time_{b}" for b in ("0-3", "0-3", "4-7", "4-7", "8-15", "8-15", "16-31", "32-63", "64+", "64+")]
 
 
 def test_module_activity_on_a_tiny_model(tmp_path):
@@ -53,6 +77,8 @@ def test_module_activity_on_a_tiny_model(tmp_path):
     units = ["unit_0", "unit_1", "unit_2"]
     assert (frame[units].sum(axis=1) == 2).all()  # top_k of num_units active at every step
     assert frame["word_go"].eq(1).all() and frame["obj_wall"].ge(0).all() and frame["target_in_view"].isin([0, 1]).all()
+    times = frame.filter(like="time_")
+    assert times.sum(axis=1).eq(1).all() and frame.loc[frame["step"] == 0, "time_0-3"].eq(1).all()
     rates = activation_rates(frame, "object")
     assert list(rates.columns) == [*units, "steps"] and rates.index[-1] == "all steps"
     assert rates.loc["all steps", "steps"] == len(frame) and rates[units].to_numpy().max() <= 1
@@ -61,7 +87,9 @@ def test_module_activity_on_a_tiny_model(tmp_path):
     assert [path.name for path in paths] == [
         "modules_by_object.png",
         "modules_by_colour.png",
+        "modules_by_state.png",
         "modules_by_word.png",
+        "modules_by_time.png",
         "modules_over_episode.png",
     ]
     assert all(path.stat().st_size > 0 for path in paths)
@@ -90,7 +118,7 @@ def test_the_script_analyses_a_harness_run_folder(tmp_path):
     assert out == run / "analysis"
     assert {path.name for path in out.iterdir()} == {
         *("activity.csv", "analysis.md", "modules_over_episode.png"),
-        *(f"modules_by_{kind}.png" for kind in ("object", "colour", "word")),
+        *(f"modules_by_{kind}.png" for kind in ("object", "colour", "state", "word", "time")),
     }
     text = (out / "analysis.md").read_text()
     assert (
