@@ -1,0 +1,139 @@
+"""
+The verdicts of the paper's claims 1 (sample efficiency) and 4 (ablation), computed from the `paper` suite's
+aggregate (``benchmarks/paper/summary.csv``, written by ``python -m sb3_metarim.benchmark aggregate paper``) by the
+rules docs/results.md states, and written as markdown tables to ``benchmarks/paper/claims.md``.
+
+.. code-block:: bash
+
+    python -m sb3_metarim.benchmark aggregate paper && python scripts/paper_claims.py
+
+- **Claim 1** (Madan et al. 2021, Fig. 3: the meta agent reaches a high return first, then the modular RIM, then the
+  LSTM): per env, the mean frames to threshold of ``metarim_ppo``, ``rim_ppo`` and ``ppo_lstm``, on the evaluations
+  and on the training return. *Holds* if they order metarim_ppo < rim_ppo < ppo_lstm with separate 95% CIs,
+  *consistent* if the point estimates order so but a CI overlaps, *tied* if all three are equal, *not reproduced*
+  otherwise (with the order observed, best first), *not testable* where no run of the three reached the threshold.
+- **Claim 4** (Fig. 4b: the meta-LSTM beats the LSTM, the meta-RIM beats both): per env, the IQM normalized area
+  under the curve. *Holds* if metalstm_ppo > ppo_lstm and metarim_ppo > both with separate CIs, *consistent* if the
+  point estimates order so, *not reproduced* otherwise (with the order observed).
+
+A verdict needs every variant it names on the env, with the same number of finished seeds (``--min-seeds``,
+default 3); below that the row says how many seeds it has and gives no verdict.
+"""
+
+import argparse
+import itertools
+import shlex
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ORDER_1 = ("metarim_ppo", "rim_ppo", "ppo_lstm")  # fastest first, as the paper claims
+ORDER_4 = ("metarim_ppo", "metalstm_ppo", "ppo_lstm")  # best first
+
+
+def ordered(rows: pd.DataFrame, metric: str, best_first: tuple[str, ...], lower_is_better: bool) -> str:
+    """
+    :param rows: One env's summary rows, indexed by variant, with ``metric``, ``metric_low`` and ``metric_high``.
+    :param metric: The column compared.
+    :param best_first: The variants in the claimed order.
+    :param lower_is_better: Whether a smaller value is better (frames) or a larger one (AUC).
+    :return: ``"holds"``, ``"consistent"``, ``"tied"`` (all equal: e.g. every variant reached the threshold at the
+        same evaluation) or ``"not reproduced"``, the last with the order observed, best first.
+    """
+    values = rows.loc[list(best_first), metric]
+    if values.nunique() == 1:
+        return "tied"
+    sign = -1 if lower_is_better else 1
+    pairs = list(itertools.pairwise(best_first))
+    if not all(sign * values[better] > sign * values[worse] for better, worse in pairs):
+        observed = sorted(best_first, key=lambda variant: -sign * values[variant])
+        return f"not reproduced ({' > '.join(observed)})"
+    if lower_is_better:
+        separate = all(rows.loc[better, f"{metric}_high"] < rows.loc[worse, f"{metric}_low"] for better, worse in pairs)
+    else:
+        separate = all(rows.loc[better, f"{metric}_low"] > rows.loc[worse, f"{metric}_high"] for better, worse in pairs)
+    return "holds" if separate else "consistent"
+
+
+def cell(row: pd.Series, metric: str, fmt: str) -> str:
+    return f"{row[metric]:{fmt}} [{row[f'{metric}_low']:{fmt}}, {row[f'{metric}_high']:{fmt}}]"
+
+
+def claim_table(summary: pd.DataFrame, variants: tuple[str, ...], columns: list[tuple[str, str, str]], verdict, min_seeds):
+    """
+    :param columns: ``(title, metric, format)`` per value column; the verdict reads the first metric of each prefix.
+    :param verdict: ``f(rows, prefix) -> str``, the verdict of one env's rows for the metric prefix ``""`` or
+        ``"train_"``.
+    :return: the markdown lines of the table: one row per env and variant, the verdicts on each env's first row.
+    """
+    lines = [
+        "| env | variant | seeds | "
+        + " | ".join(title for title, _, _ in columns)
+        + " | verdict | verdict (training return) |",
+        "|---|---|---|" + "---|" * (len(columns) + 2),
+    ]
+    for env_id, rows in summary.groupby("env_id", sort=False):
+        rows = rows.set_index("variant")
+        present = [variant for variant in variants if variant in rows.index]
+        seeds = {int(rows.loc[variant, "runs"]) for variant in present}
+        complete = len(present) == len(variants) and len(seeds) == 1 and min(seeds) >= min_seeds
+        if complete:
+            verdicts = [verdict(rows, ""), verdict(rows, "train_")]
+        else:
+            counts = ", ".join(f"{variant} {int(rows.loc[variant, 'runs'])}" for variant in present)
+            verdicts = [f"too early (seeds: {counts})", ""]
+        for position, variant in enumerate(present):
+            row = rows.loc[variant]
+            values = [cell(row, metric, fmt) for _, metric, fmt in columns]
+            ends = verdicts if position == 0 else ["", ""]
+            lines.append(f"| {env_id} | {variant} | {int(row['runs'])} | " + " | ".join(values + ends) + " |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--summary", type=Path, default=Path("benchmarks/paper/summary.csv"))
+    parser.add_argument("--out", type=Path, help="markdown output (default: claims.md beside the summary)")
+    parser.add_argument("--min-seeds", type=int, default=3, help="finished seeds a verdict needs (default 3)")
+    args = parser.parse_args(argv)
+    summary = pd.read_csv(args.summary)
+
+    def claim_1(rows: pd.DataFrame, prefix: str) -> str:
+        if rows.loc[list(ORDER_1), f"{prefix}reached"].sum() == 0:
+            return "not testable (none reached the threshold)"
+        return ordered(rows, f"{prefix}frames_to_threshold", ORDER_1, lower_is_better=True)
+
+    def claim_4(rows: pd.DataFrame, prefix: str) -> str:
+        return ordered(rows, f"{prefix}auc", ORDER_4, lower_is_better=False)
+
+    frames = [
+        ("frames to threshold (eval)", "frames_to_threshold", ".0f"),
+        ("frames to threshold (training return)", "train_frames_to_threshold", ".0f"),
+    ]
+    aucs = [("IQM AUC (eval)", "auc", ".3f"), ("IQM AUC (training return)", "train_auc", ".3f")]
+    command = " ".join(["python scripts/paper_claims.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    lines = [
+        "# The paper's claims 1 and 4 from the `paper` suite",
+        "",
+        f"Computed from `{args.summary}` by `{command}`; rules in the script's docstring and docs/results.md. Mean "
+        "frames to threshold with 95% bootstrap CIs (a run that never reached it counts as one evaluation interval "
+        "after its budget); IQM normalized AUC with 95% CIs.",
+        "",
+        "## Claim 1: sample efficiency (frames to threshold: metarim_ppo < rim_ppo < ppo_lstm; '>' below: faster)",
+        "",
+        *claim_table(summary, ORDER_1, frames, claim_1, args.min_seeds),
+        "",
+        "## Claim 4: ablation (AUC: metarim_ppo > metalstm_ppo > ppo_lstm)",
+        "",
+        *claim_table(summary, ORDER_4, aucs, claim_4, args.min_seeds),
+        "",
+    ]
+    out = args.out or args.summary.parent / "claims.md"
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
