@@ -171,6 +171,33 @@ def activation_rates(frame: pd.DataFrame, kind: str, min_steps: int = 1) -> pd.D
     return table
 
 
+def rates_within_time(frame: pd.DataFrame, feature: str) -> pd.DataFrame:
+    """
+    Whether a feature moves the modules beyond what the step's place in the episode does: a task's phases come in
+    order, so a module that follows a phase also follows time, and comparing steps of the same time bucket with and
+    without the feature separates the two.
+
+    :param frame: :func:`module_activity`'s rows.
+    :param feature: A feature column, e.g. ``"state_door_open"``.
+    :return: per time bucket (rows, in the episode's order) and module: the rate at steps with the feature present
+        (``<unit> with``) and absent (``<unit> without``), and ``steps with`` / ``steps without``; NaN where a
+        bucket has no such step.
+    """
+    if feature not in frame:
+        raise ValueError(f"feature={feature!r} is not a column of the activity frame; it has {sorted(frame.columns)}")
+    units = unit_columns(frame)
+    present = frame[feature] > 0
+    rows = {}
+    for bucket in activation_rates(frame, "time").index.drop("all steps"):
+        in_bucket = frame[f"{PREFIXES['time']}{bucket}"] > 0
+        with_, without = frame[in_bucket & present], frame[in_bucket & ~present]
+        row = {f"{unit} with": with_[unit].mean() for unit in units} | {
+            f"{unit} without": without[unit].mean() for unit in units
+        }
+        rows[bucket] = row | {"steps with": len(with_), "steps without": len(without)}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def rates_markdown(table: pd.DataFrame) -> str:
     """:return: :func:`activation_rates`'s table as a markdown table (rates to two decimals)."""
     units = [column for column in table.columns if column != "steps"]

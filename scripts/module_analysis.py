@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
+import pandas as pd
 
 import sb3_metarim  # noqa: F401  (registers the environments)
 from sb3_metarim.analysis import (
@@ -27,7 +28,9 @@ from sb3_metarim.analysis import (
     module_activity,
     plot_activity_heatmaps,
     rates_markdown,
+    rates_within_time,
     reading,
+    unit_columns,
 )
 from sb3_metarim.benchmark.runner import ALGORITHMS, env_wrappers, wrap
 
@@ -41,6 +44,13 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--stochastic", action="store_true", help="sample actions (default: the most likely)")
     parser.add_argument("--min-steps", type=int, default=5, help="leave out features seen at fewer steps (default 5)")
     parser.add_argument("--out", type=Path, help="output folder (default <run>/analysis)")
+    parser.add_argument(
+        "--within-time",
+        nargs="+",
+        default=[],
+        metavar="FEATURE",
+        help="also compare, within each time bucket, the steps with and without these features (e.g. state_door_open)",
+    )
     args = parser.parse_args(argv)
 
     config = json.loads((args.run / "config.json").read_text())
@@ -73,10 +83,27 @@ def main(argv: list[str] | None = None) -> Path:
     for kind in PREFIXES:
         table = activation_rates(frame, kind, args.min_steps)
         lines += ["", f"## By {kind}", "", rates_markdown(table), "", f"![{kind}](modules_by_{kind}.png)"]
+    for feature in args.within_time:
+        lines += ["", f"## Within the same steps: with / without `{feature}`", "", within_time_markdown(frame, feature)]
     lines += ["", "![an episode](modules_over_episode.png)", "", f"Command: `{command}`", ""]
     (out / "analysis.md").write_text("\n".join(lines))
     print(f"wrote {out / 'activity.csv'}, {', '.join(path.name for path in images)}, {out / 'analysis.md'}")
     return out
+
+
+def within_time_markdown(frame: pd.DataFrame, feature: str) -> str:
+    """:return: :func:`rates_within_time` as a markdown table: per time bucket, each module's rate with / without."""
+    table = rates_within_time(frame, feature)
+    units = unit_columns(frame)
+    lines = [
+        "| steps | with / without | " + " | ".join(unit.removeprefix("unit_") for unit in units) + " |",
+        "|---|---|" + "---|" * len(units),
+    ]
+    for bucket, row in table.iterrows():
+        counts = f"{int(row['steps with'])} / {int(row['steps without'])}"
+        cells = [f"{row[f'{unit} with']:.2f} / {row[f'{unit} without']:.2f}" for unit in units]
+        lines.append(f"| {bucket} | {counts} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from sb3_metarim.analysis import (
     activation_rates,
     module_activity,
     plot_activity_heatmaps,
+    rates_within_time,
     reading,
     time_feature,
     view_features,
@@ -96,6 +97,14 @@ def test_module_activity_on_a_tiny_model(tmp_path):
     text = reading(frame, min_steps=1)
     assert text.count("\n| ") == 1 + 3  # the separator and one row per module
 
+    # Within a time bucket: the rate with and without a feature, each over its own steps.
+    within = rates_within_time(frame, "word_go")
+    assert within.loc["0-3", "steps with"] == (frame["step"] <= 3).sum() and within["steps without"].eq(0).all()
+    early = frame[frame["step"] <= 3]
+    assert within.loc["0-3", "unit_0 with"] == pytest.approx(early["unit_0"].mean())
+    with pytest.raises(ValueError, match="feature='obj_dragon'"):
+        rates_within_time(frame, "obj_dragon")
+
     lstm = RecurrentPPO("MultiInputLstmPolicy", venv, n_steps=8, batch_size=8, policy_kwargs=EXTRACTOR)
     with pytest.raises(ValueError, match="not a RIM"):
         module_activity(lstm, wrapped(gym.make(ENV_ID)), n_episodes=1)
@@ -114,7 +123,8 @@ def test_the_script_analyses_a_harness_run_folder(tmp_path):
     wrappers = ["sb3_metarim.envs.minigrid.MissionTokenWrapper", "sb3_metarim.envs.minigrid.GridIdsWrapper"]
     config = {"env_id": ENV_ID, "env_kwargs": {}, "variant": "metarim_ppo", "algo": "metarim_ppo", "seed": 0}
     (run / "config.json").write_text(json.dumps(config | {"hyperparams": {"env_wrapper": wrappers}}))
-    out = main([str(run), "--episodes", "2", "--min-steps", "1", "--env-id", "BabyAI-GoToLocalS6N2-v0"])
+    argv = [str(run), "--episodes", "2", "--min-steps", "1", "--env-id", "BabyAI-GoToLocalS6N2-v0"]
+    out = main([*argv, "--within-time", "state_carrying_nothing"])
     assert out == run / "analysis"
     assert {path.name for path in out.iterdir()} == {
         *("activity.csv", "analysis.md", "modules_over_episode.png"),
@@ -125,4 +135,5 @@ def test_the_script_analyses_a_harness_run_folder(tmp_path):
         "on BabyAI-GoToLocalS6N2-v0" in text
         and "| all steps |" in text
         and "Command: `python scripts/module_analysis.py" in text
+        and "## Within the same steps: with / without `state_carrying_nothing`" in text
     )
