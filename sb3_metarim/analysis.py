@@ -18,6 +18,7 @@ run's ``model.zip``.
     print(reading(frame))
 """
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,9 @@ UNIT_PREFIX = "unit_"
 # (carrying, doors), mission words, and the step's place in the episode (a task's phases come in order, so a module
 # that follows a phase also follows time: the two tables side by side tell them apart).
 PREFIXES = {"object": "obj_", "colour": "colour_", "state": "state_", "word": "word_", "time": "time_"}
-# Bounds of the time features: steps 0-3, 4-7, 8-15, 16-31, 32-63, 64 and later.
+# Bounds of the time features: steps 0-3, 4-7, 8-15, 16-31, 32-63, 64 and later; their labels, in that order.
 TIME_EDGES = (0, 4, 8, 16, 32, 64)
+TIME_LABELS = (*(f"{first}-{following - 1}" for first, following in itertools.pairwise(TIME_EDGES)), f"{TIME_EDGES[-1]}+")
 IDX_TO_STATE = {index: state for state, index in STATE_TO_IDX.items()}
 # Cells that show nothing: out of sight, or free.
 NOTHING = (OBJECT_TO_IDX["unseen"], OBJECT_TO_IDX["empty"])
@@ -97,10 +99,7 @@ def view_features(observation: dict[str, Any]) -> dict[str, Any]:
 def time_feature(step: int) -> str:
     """:return: the time feature of an episode's step ``step`` (from 0): ``time_<first>-<last>`` of its
     :data:`TIME_EDGES` bucket, ``time_64+`` for the last."""
-    position = int(np.searchsorted(TIME_EDGES, step, side="right")) - 1
-    if position == len(TIME_EDGES) - 1:
-        return f"{PREFIXES['time']}{TIME_EDGES[-1]}+"
-    return f"{PREFIXES['time']}{TIME_EDGES[position]}-{TIME_EDGES[position + 1] - 1}"
+    return PREFIXES["time"] + TIME_LABELS[int(np.searchsorted(TIME_EDGES, step, side="right")) - 1]
 
 
 def module_activity(
@@ -163,7 +162,7 @@ def activation_rates(frame: pd.DataFrame, kind: str, min_steps: int = 1) -> pd.D
             rows[column.removeprefix(prefix)] = [*frame.loc[present, units].mean().tolist(), int(present.sum())]
     table = pd.DataFrame.from_dict(rows, orient="index", columns=[*units, "steps"])
     if kind == "time":  # in the episode's order
-        table = table.loc[sorted(table.index, key=lambda name: int(name.split("-")[0].rstrip("+")))]
+        table = table.loc[[label for label in TIME_LABELS if label in table.index]]
     else:
         table = table.sort_values("steps", ascending=False)
     table.loc["all steps"] = [*frame[units].mean().tolist(), len(frame)]
@@ -188,8 +187,8 @@ def rates_within_time(frame: pd.DataFrame, feature: str) -> pd.DataFrame:
     units = unit_columns(frame)
     present = frame[feature] > 0
     rows = {}
-    for bucket in activation_rates(frame, "time").index.drop("all steps"):
-        in_bucket = frame[f"{PREFIXES['time']}{bucket}"] > 0
+    for bucket in [label for label in TIME_LABELS if PREFIXES["time"] + label in frame]:
+        in_bucket = frame[PREFIXES["time"] + bucket] > 0
         with_, without = frame[in_bucket & present], frame[in_bucket & ~present]
         row = {f"{unit} with": with_[unit].mean() for unit in units} | {
             f"{unit} without": without[unit].mean() for unit in units

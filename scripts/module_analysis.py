@@ -24,6 +24,7 @@ import pandas as pd
 import sb3_metarim  # noqa: F401  (registers the environments)
 from sb3_metarim.analysis import (
     PREFIXES,
+    UNIT_PREFIX,
     activation_rates,
     module_activity,
     plot_activity_heatmaps,
@@ -96,7 +97,7 @@ def within_time_markdown(frame: pd.DataFrame, feature: str) -> str:
     table = rates_within_time(frame, feature)
     units = unit_columns(frame)
     lines = [
-        "| steps | with / without | " + " | ".join(unit.removeprefix("unit_") for unit in units) + " |",
+        "| steps | with / without | " + " | ".join(unit.removeprefix(UNIT_PREFIX) for unit in units) + " |",
         "|---|---|" + "---|" * len(units),
     ]
     for bucket, row in table.iterrows():

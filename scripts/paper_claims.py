@@ -24,6 +24,7 @@ import argparse
 import itertools
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -60,7 +61,13 @@ def cell(row: pd.Series, metric: str, fmt: str) -> str:
     return f"{row[metric]:{fmt}} [{row[f'{metric}_low']:{fmt}}, {row[f'{metric}_high']:{fmt}}]"
 
 
-def claim_table(summary: pd.DataFrame, variants: tuple[str, ...], columns: list[tuple[str, str, str]], verdict, min_seeds):
+def claim_table(
+    summary: pd.DataFrame,
+    variants: tuple[str, ...],
+    columns: list[tuple[str, str, str]],
+    verdict: Callable[[pd.DataFrame, str], str],
+    min_seeds: int,
+) -> list[str]:
     """
     :param columns: ``(title, metric, format)`` per value column; the verdict reads the first metric of each prefix.
     :param verdict: ``f(rows, prefix) -> str``, the verdict of one env's rows for the metric prefix ``""`` or
