@@ -27,7 +27,7 @@ def rollout(env: gym.Env, seed: int, actions_seed: int = 0) -> list:
 @pytest.mark.parametrize("env_id", IDS)
 def test_registered_checked_seeded_and_usable_in_meta_trials(env_id):
     env = gym.make(f"sb3_metarim/{env_id}")
-    check_env(env.unwrapped, skip_render_check=True)
+    check_env(env.unwrapped)
     assert rollout(env, 3) == rollout(env, 3) and rollout(env, 3) != rollout(env, 4)
     vec = make_meta_env(f"sb3_metarim/{env_id}", n_envs=2, episodes_per_trial=1, seed=0)
     obs = vec.reset()

@@ -3,16 +3,16 @@
 from collections.abc import Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_metarim.envs.rendering import AGENT, WALL, CellsRenderedEnv, grey_cells
 from sb3_metarim.validation import check_positive_int
 
 ARM_PROBABILITIES_OPTION = "arm_probabilities"
 
 
-class BernoulliBanditEnv(gym.Env):
+class BernoulliBanditEnv(CellsRenderedEnv):
     """
     Each pull of arm ``i`` pays 1 with probability ``p_i``, else 0; an episode is ``pulls_per_episode`` pulls.
     The observation is a constant zero: what an agent learns about the arms comes from its previous actions and
@@ -29,14 +29,23 @@ class BernoulliBanditEnv(gym.Env):
     :param n_arms: Number of arms, >= 2.
     :param pulls_per_episode: Pulls per episode, >= 1.
     :param probability_set: ``None``, or ``n_arms`` probabilities in [0, 1] that each task shuffles over the arms.
+    :param render_mode: ``None`` or ``"rgb_array"`` (a cell per arm, its probability as a shade of grey, and below
+        it the arm pulled last in red).
     """
 
-    def __init__(self, n_arms: int = 2, pulls_per_episode: int = 1, probability_set: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        n_arms: int = 2,
+        pulls_per_episode: int = 1,
+        probability_set: Sequence[float] | None = None,
+        render_mode: str | None = None,
+    ) -> None:
         if isinstance(n_arms, bool) or not isinstance(n_arms, int) or n_arms < 2:
             raise ValueError(f"n_arms={n_arms!r}: must be an integer >= 2")
         check_positive_int("pulls_per_episode", pulls_per_episode)
         self.n_arms = n_arms
         self.pulls_per_episode = pulls_per_episode
+        self.init_render_mode(render_mode)
         self.probability_set = None
         if probability_set is not None:
             self.probability_set = self._checked_probabilities("probability_set", probability_set)
@@ -44,6 +53,7 @@ class BernoulliBanditEnv(gym.Env):
         self.action_space = spaces.Discrete(n_arms)
         self.arm_probabilities = np.full(n_arms, 0.5)
         self._pulls = 0
+        self._last_arm: int | None = None
 
     def sample_task(self, rng: np.random.Generator) -> dict[str, Any]:
         """
@@ -60,12 +70,20 @@ class BernoulliBanditEnv(gym.Env):
         else:
             self.arm_probabilities = self._checked_probabilities(f"options[{ARM_PROBABILITIES_OPTION!r}]", given)
         self._pulls = 0
+        self._last_arm = None
         return np.zeros(1, dtype=np.float32), {}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         self._pulls += 1
+        self._last_arm = int(action)
         reward = float(self.np_random.random() < self.arm_probabilities[int(action)])
         return np.zeros(1, dtype=np.float32), reward, self._pulls >= self.pulls_per_episode, False, {}
+
+    def render_cells(self) -> np.ndarray:
+        pulled = np.full((1, self.n_arms, 3), WALL, dtype=np.uint8)
+        if self._last_arm is not None:
+            pulled[0, self._last_arm] = AGENT
+        return np.concatenate((grey_cells(self.arm_probabilities), pulled))
 
     def _draw_probabilities(self, rng: np.random.Generator) -> np.ndarray:
         if self.probability_set is None:
@@ -99,12 +117,13 @@ class DependentBanditEnv(BernoulliBanditEnv):
 
     :param difficulty: ``"easy"``, ``"medium"``, ``"hard"`` or ``"uniform"``.
     :param pulls_per_episode: Pulls per episode, >= 1 (default 100).
+    :param render_mode: ``None`` or ``"rgb_array"`` (as :class:`BernoulliBanditEnv`).
     """
 
-    def __init__(self, difficulty: str = "easy", pulls_per_episode: int = 100) -> None:
+    def __init__(self, difficulty: str = "easy", pulls_per_episode: int = 100, render_mode: str | None = None) -> None:
         if difficulty not in DEPENDENT_DIFFICULTIES:
             raise ValueError(f"difficulty={difficulty!r}: must be one of {tuple(DEPENDENT_DIFFICULTIES)}")
-        super().__init__(n_arms=2, pulls_per_episode=pulls_per_episode)
+        super().__init__(n_arms=2, pulls_per_episode=pulls_per_episode, render_mode=render_mode)
         self.difficulty = difficulty
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:

@@ -1,13 +1,14 @@
 """A minimal task that needs memory: recall a cue shown at the first step."""
 
-from typing import Any, ClassVar
+from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_metarim.envs.rendering import CellsRenderedEnv, grey_cells
 
-class CueMemoryEnv(gym.Env):
+
+class CueMemoryEnv(CellsRenderedEnv):
     """
     One of ``n_cues`` cues is shown at the first step, then ``delay`` blank steps follow, then a query
     step asks for the cue: the action equal to the cue pays 1 and ends the episode with success,
@@ -22,8 +23,6 @@ class CueMemoryEnv(gym.Env):
     :param render_mode: ``None`` or ``"rgb_array"`` (the observation as a strip of grey cells).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 4}
-
     def __init__(self, n_cues: int = 2, delay: int = 4, render_mode: str | None = None) -> None:
         if n_cues < 2:
             raise ValueError(f"n_cues={n_cues!r}: must be >= 2")
@@ -31,7 +30,7 @@ class CueMemoryEnv(gym.Env):
             raise ValueError(f"delay={delay!r}: must be >= 0")
         self.n_cues = n_cues
         self.delay = delay
-        self.render_mode = render_mode
+        self.init_render_mode(render_mode)
         self.observation_space = spaces.Box(0.0, 1.0, shape=(n_cues + 1,), dtype=np.float32)
         self.action_space = spaces.Discrete(n_cues)
         self._cue = 0
@@ -58,8 +57,5 @@ class CueMemoryEnv(gym.Env):
         success = int(action) == self._cue
         return obs, float(success), True, False, {"is_success": success}
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        cells = (255 * self._obs).astype(np.uint8).repeat(16)
-        return np.repeat(np.tile(cells, (16, 1))[..., None], 3, axis=2)
+    def render_cells(self) -> np.ndarray:
+        return grey_cells(self._obs)

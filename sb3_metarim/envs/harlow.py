@@ -2,17 +2,17 @@
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_metarim.envs.rendering import CellsRenderedEnv, grey_cells
 from sb3_metarim.validation import check_positive_int
 
 FIXATE, LEFT, RIGHT = 0, 1, 2
 MIN_VALUE_GAP = 0.1
 
 
-class HarlowEnv(gym.Env):
+class HarlowEnv(CellsRenderedEnv):
     """
     Two objects, each a random value in [0.1, 1] (at least 0.1 apart), are drawn at each reset; one of them, at
     random, is the rewarded one for the whole episode. The episode is ``n_presentations`` presentations, each
@@ -40,9 +40,17 @@ class HarlowEnv(gym.Env):
     :param n_presentations: Presentations per episode, >= 1 (default 5).
     :param fixation_steps: Fixation steps before each presentation, >= 0 (default 1).
     :param fixation_reward: Reward of fixating during a fixation step (default 0; Wang et al.: 0.2).
+    :param render_mode: ``None`` or ``"rgb_array"`` (the observation as three grey cells: the cross, the left and
+        the right object's value).
     """
 
-    def __init__(self, n_presentations: int = 5, fixation_steps: int = 1, fixation_reward: float = 0.0) -> None:
+    def __init__(
+        self,
+        n_presentations: int = 5,
+        fixation_steps: int = 1,
+        fixation_reward: float = 0.0,
+        render_mode: str | None = None,
+    ) -> None:
         check_positive_int("n_presentations", n_presentations)
         if isinstance(fixation_steps, bool) or not isinstance(fixation_steps, int) or fixation_steps < 0:
             raise ValueError(f"fixation_steps={fixation_steps!r}: must be an integer >= 0")
@@ -51,6 +59,7 @@ class HarlowEnv(gym.Env):
         self.n_presentations = n_presentations
         self.fixation_steps = fixation_steps
         self.fixation_reward = float(fixation_reward)
+        self.init_render_mode(render_mode)
         self.observation_space = spaces.Box(0.0, 1.0, shape=(3,), dtype=np.float32)
         self.action_space = spaces.Discrete(3)
         self.values = np.zeros(2)
@@ -59,6 +68,7 @@ class HarlowEnv(gym.Env):
         self._t = 0
         self._presentation = 0
         self._correct_after_first = 0
+        self._shown = np.zeros(3, dtype=np.float32)
 
     @property
     def episode_length(self) -> int:
@@ -82,11 +92,16 @@ class HarlowEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         if self._t >= self.episode_length:
-            return np.zeros(3, dtype=np.float32)
-        if self._in_fixation():
-            return np.array([1.0, 0.0, 0.0], dtype=np.float32)
-        self._order = self.np_random.permutation(2)  # object at the left, object at the right
-        return np.array([0.0, *self.values[self._order]], dtype=np.float32)
+            self._shown = np.zeros(3, dtype=np.float32)
+        elif self._in_fixation():
+            self._shown = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+        else:
+            self._order = self.np_random.permutation(2)  # object at the left, object at the right
+            self._shown = np.array([0.0, *self.values[self._order]], dtype=np.float32)
+        return self._shown.copy()
+
+    def render_cells(self) -> np.ndarray:
+        return grey_cells(self._shown)
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         action = int(action)

@@ -3,17 +3,17 @@
 from collections import deque
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_metarim.envs.rendering import AGENT, FLOOR, GOAL, WALL, CellsRenderedEnv
 from sb3_metarim.validation import check_positive_int
 
 MOVES = np.array([(-1, 0), (0, 1), (1, 0), (0, -1)])  # up, right, down, left
 GOAL_REWARD = 10.0
 
 
-class MetaMazeEnv(gym.Env):
+class MetaMazeEnv(CellsRenderedEnv):
     """
     A random maze (a perfect maze carved by a randomized depth-first search on a ``size`` x ``size`` grid, outer
     walls included, then ``extra_openings`` walls knocked down to make loops) and a goal cell, both drawn at each
@@ -36,9 +36,12 @@ class MetaMazeEnv(gym.Env):
     :param size: Side of the grid, outer walls included: odd, 7..31 (default 9).
     :param episode_steps: Steps per episode, >= 1 (default 100).
     :param extra_openings: Walls removed after carving, to add loops (default 2).
+    :param render_mode: ``None`` or ``"rgb_array"`` (the whole maze: walls, the goal in green, the agent in red).
     """
 
-    def __init__(self, size: int = 9, episode_steps: int = 100, extra_openings: int = 2) -> None:
+    def __init__(
+        self, size: int = 9, episode_steps: int = 100, extra_openings: int = 2, render_mode: str | None = None
+    ) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size % 2 == 0 or not 7 <= size <= 31:
             raise ValueError(f"size={size!r}: must be an odd integer in 7..31")
         check_positive_int("episode_steps", episode_steps)
@@ -47,6 +50,7 @@ class MetaMazeEnv(gym.Env):
         self.size = size
         self.episode_steps = episode_steps
         self.extra_openings = extra_openings
+        self.init_render_mode(render_mode)
         self.observation_space = spaces.Box(0.0, 1.0, shape=(9,), dtype=np.float32)
         self.action_space = spaces.Discrete(4)
         self.walls = np.ones((size, size), dtype=bool)
@@ -83,6 +87,12 @@ class MetaMazeEnv(gym.Env):
     def _observation(self) -> np.ndarray:
         row, col = self.position
         return self.walls[row - 1 : row + 2, col - 1 : col + 2].astype(np.float32).reshape(9)
+
+    def render_cells(self) -> np.ndarray:
+        cells = np.where(self.walls[..., None], np.uint8(WALL), np.uint8(FLOOR))
+        cells[tuple(self.goal)] = GOAL
+        cells[tuple(self.position)] = AGENT
+        return cells
 
     def distances_to_goal(self) -> np.ndarray:
         """:return: (size, size) shortest-path lengths to the goal (-1 for walls), by breadth-first search."""

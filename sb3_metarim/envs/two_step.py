@@ -2,16 +2,16 @@
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_metarim.envs.rendering import AGENT, FLOOR, CellsRenderedEnv, grey_cells
 from sb3_metarim.validation import check_positive_int
 
 FIRST_STAGE, SECOND_STAGE_A, SECOND_STAGE_B = 0, 1, 2
 
 
-class TwoStepEnv(gym.Env):
+class TwoStepEnv(CellsRenderedEnv):
     """
     Each trial has two steps. At the first stage (state 0) action 0 leads to second-stage state 1 with probability
     ``common_probability`` (0.8, a "common" transition) and to state 2 otherwise (a "rare" one); action 1 the
@@ -36,6 +36,8 @@ class TwoStepEnv(gym.Env):
     :param high_probability: Reward probability of the better second-stage state, in [0.5, 1] (default 0.9).
     :param switch_probability: Probability that the two second-stage states swap after a trial, in [0, 1]
         (default 0.025).
+    :param render_mode: ``None`` or ``"rgb_array"`` (the three states in a row: the first stage, then the two
+        second-stage states shaded by their reward probability; below, the agent's state in red).
     """
 
     def __init__(
@@ -44,6 +46,7 @@ class TwoStepEnv(gym.Env):
         common_probability: float = 0.8,
         high_probability: float = 0.9,
         switch_probability: float = 0.025,
+        render_mode: str | None = None,
     ) -> None:
         check_positive_int("n_trials", n_trials)
         for name, value, low in (
@@ -57,6 +60,7 @@ class TwoStepEnv(gym.Env):
         self.common_probability = float(common_probability)
         self.high_probability = float(high_probability)
         self.switch_probability = float(switch_probability)
+        self.init_render_mode(render_mode)
         self.observation_space = spaces.Box(0.0, 1.0, shape=(3,), dtype=np.float32)
         self.action_space = spaces.Discrete(2)
         self.rewarded_state = SECOND_STAGE_A
@@ -98,6 +102,13 @@ class TwoStepEnv(gym.Env):
         self.state = FIRST_STAGE
         self._trial += 1
         return self._observation(), reward, self._trial >= self.n_trials, False, info
+
+    def render_cells(self) -> np.ndarray:
+        probabilities = self.reward_probabilities
+        states = grey_cells(np.array([1.0, probabilities[SECOND_STAGE_A], probabilities[SECOND_STAGE_B]]))
+        agent = np.full((1, 3, 3), FLOOR, dtype=np.uint8)
+        agent[0, self.state] = AGENT
+        return np.concatenate((states, agent))
 
     def _observation(self) -> np.ndarray:
         obs = np.zeros(3, dtype=np.float32)
