@@ -1,4 +1,4 @@
-"""scripts/paper_claims.py: the verdicts of the paper's claims 1 and 4 from a hand-made suite summary."""
+"""scripts/paper_claims.py: the verdicts of the paper's four claims from hand-made suite summaries."""
 
 import sys
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from paper_claims import main, ordered
+from paper_claims import main, ordered, transfer_verdict
 
 VARIANTS = ("metarim_ppo", "rim_ppo", "ppo_lstm")
 
@@ -59,3 +59,63 @@ def test_the_script_writes_verdicts_and_waits_for_seeds(tmp_path):
     assert "not testable (none reached the threshold)" in claim_1
     assert "| solved | metarim_ppo | 3 | 0.900 [0.900, 0.900] | 0.900 [0.900, 0.900] | holds | holds |" in claim_4
     assert "too early (seeds: metarim_ppo 3, metalstm_ppo 1, ppo_lstm 3)" in claim_4
+
+
+def transfer_rows(meta: dict[str, tuple[float, float, float]], lstm: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
+    """``transfer.csv`` rows of one training env: ``(point, low, high)`` per level, used for return and success."""
+    records = [
+        {"env_id": "easy-env", "variant": variant, "level": level, "level_env_id": f"{level}-env", "runs": 3}
+        | {
+            f"{metric}{end}": value
+            for metric in ("return", "success")
+            for end, value in zip(("", "_low", "_high"), values, strict=True)
+        }
+        for variant, levels in (("metarim_ppo", meta), ("ppo_lstm", lstm))
+        for level, values in levels.items()
+    ]
+    return pd.DataFrame(records)
+
+
+def test_transfer_verdicts():
+    lstm = {"easy": (0.9, 0.85, 0.95), "medium": (0.4, 0.35, 0.45), "difficult": (0.1, 0.05, 0.15)}
+    separate = {"easy": (0.9, 0.85, 0.95), "medium": (0.7, 0.6, 0.8), "difficult": (0.4, 0.3, 0.5)}
+    overlapping = separate | {"medium": (0.5, 0.42, 0.6)}
+    worse_on_medium = separate | {"medium": (0.3, 0.2, 0.4)}
+    # Better on both harder levels, but a larger drop from easy to difficult than the LSTM's.
+    drops_more = {"easy": (1.0, 0.95, 1.0), "medium": (0.7, 0.6, 0.8), "difficult": (0.15, 0.14, 0.16)}
+
+    def verdict(meta: dict) -> str:
+        return transfer_verdict(transfer_rows(meta, lstm).set_index(["variant", "level"]))
+
+    assert verdict(separate) == "holds"
+    assert verdict(overlapping) == "consistent"
+    assert verdict(worse_on_medium) == "not reproduced (the meta agent not better: return on medium, success on medium)"
+    assert verdict(drops_more) == "not reproduced (the meta agent not better: drop from easy to difficult)"
+
+
+def test_the_script_reads_transfer_and_curriculum(tmp_path):
+    paper = pd.DataFrame([summary_row("env", variant, 3, 10, 0.5, 3) for variant in ("metarim_ppo", "rim_ppo", "ppo_lstm")])
+    paper.to_csv(tmp_path / "summary.csv", index=False)
+    level = {"easy": (0.9, 0.85, 0.95), "medium": (0.5, 0.4, 0.6), "difficult": (0.3, 0.2, 0.4)}
+    transfer_rows(level, level).to_csv(tmp_path / "transfer.csv", index=False)
+    curriculum = pd.DataFrame(
+        [
+            summary_row("BabyAI-PickupLoc-v0", "metarim_ppo_from_gotolocal", 3, 20, 0.6, 3),
+            summary_row("BabyAI-PickupLoc-v0", "ppo_lstm_from_gotolocal", 3, 40, 0.4, 3),
+            summary_row("BabyAI-PickupLoc-v0", "metarim_ppo", 2, 60, 0.3, 1),  # scratch runs do not hold the verdict
+        ]
+    )
+    curriculum.to_csv(tmp_path / "curriculum.csv", index=False)
+    text = main(["--summary", str(tmp_path / "summary.csv"), "--curriculum", str(tmp_path / "curriculum.csv")]).read_text()
+    claim_2 = text.split("## Claim 2")[1].split("## Claim 3")[0]
+    claim_3 = text.split("## Claim 3")[1].split("## Claim 4")[0]
+    assert (
+        "| easy-env | easy (easy-env) | metarim_ppo | 3 | 0.900 [0.850, 0.950] | 0.900 [0.850, 0.950] | not reproduced"
+        in claim_2
+    )
+    assert "| BabyAI-PickupLoc-v0 | metarim_ppo_from_gotolocal | 3 | 0.600 [0.600, 0.600] |" in claim_3
+    assert claim_3.count("| holds | holds |") == 1
+    assert "| BabyAI-PickupLoc-v0 | metarim_ppo | 2 |" in claim_3
+
+    missing = main(["--summary", str(tmp_path / "summary.csv"), "--curriculum", str(tmp_path / "none.csv")]).read_text()
+    assert "Not run yet" in missing
