@@ -69,6 +69,12 @@ class RIMConfig(CoreOptions):
         and output after the modules' (0: none, the paper's RIM). Meant for a short, dense memory, which the
         modules learn slowly, beside a long delay, which they hold; ablation round 10 measured it part way between
         the RIM and an LSTM on the dense tasks (README, memory suite section).
+    :param sticky_bonus: Hysteresis of the selection: added, for the top-k only, to the input-attention score of
+        every module that was active at the previous step, so an active module stays active until another's score
+        passes its own by this much (0: the paper's selection, a fresh top-k at every step). The attention itself
+        is unchanged. With a bonus the state also carries the last step's activity: ``num_units`` values (1 or 0)
+        after the rest of each of ``h`` and ``c``, which ``hidden_size`` counts and ``output_size`` does not, so
+        that the rollout buffer replays the same selection in training as in collection.
     """
 
     num_units: int = 6
@@ -83,6 +89,7 @@ class RIMConfig(CoreOptions):
     dropout: float = 0.0
     selection: str = "hard"
     dense_size: int = 0
+    sticky_bonus: float = 0.0
 
     @property
     def modules_size(self) -> int:
@@ -90,9 +97,19 @@ class RIMConfig(CoreOptions):
         return self.num_units * self.unit_size
 
     @property
-    def hidden_size(self) -> int:
-        """The core's width, ``num_units * unit_size + dense_size``."""
+    def activity_size(self) -> int:
+        """Width of the last step's activity in the state: ``num_units`` with a ``sticky_bonus``, else 0."""
+        return self.num_units if self.sticky_bonus > 0 else 0
+
+    @property
+    def output_size(self) -> int:
+        """The core's output width, ``num_units * unit_size + dense_size``."""
         return self.modules_size + self.dense_size
+
+    @property
+    def hidden_size(self) -> int:
+        """The stored state's width (each of ``h`` and ``c``): the output's, then the activity's."""
+        return self.output_size + self.activity_size
 
     def validate(self) -> "RIMConfig":
         """
@@ -112,6 +129,9 @@ class RIMConfig(CoreOptions):
             raise ValueError(f"dense_size={self.dense_size!r}: must be an integer >= 0")
         if self.selection not in RIM_SELECTIONS:
             raise ValueError(f"selection={self.selection!r}: must be one of {RIM_SELECTIONS}")
+        bonus = self.sticky_bonus
+        if isinstance(bonus, bool) or not isinstance(bonus, (int, float)) or not 0.0 <= bonus < math.inf:
+            raise ValueError(f"sticky_bonus={bonus!r}: must be a finite number >= 0 (0: no hysteresis)")
         return self
 
 
@@ -161,6 +181,8 @@ class RIM(nn.Module):
         self.top_k = config.top_k
         self.unit_size = config.unit_size
         self.hidden_size = config.hidden_size
+        self.output_size = config.output_size
+        self.sticky_bonus = config.sticky_bonus
         self.cell_type = config.cell
         self.comm_heads = config.comm_heads
         self.dropout = config.dropout
@@ -191,10 +213,10 @@ class RIM(nn.Module):
         Run a sequence.
 
         :param input: (seq_len, batch, input_size)
-        :param state: ``(h, c)``, each ``(1, batch, num_units * unit_size)``
+        :param state: ``(h, c)``, each ``(1, batch, hidden_size)``
         :param episode_starts: optional (seq_len, batch) 0/1 flags: the state is reset to zero
             before a step whose flag is 1.
-        :return: output (seq_len, batch, num_units * unit_size) and the final ``(h, c)``.
+        :return: output (seq_len, batch, output_size) and the final ``(h, c)``.
             ``self.last_active`` holds the (seq_len, batch, num_units) boolean activity mask.
         """
         return run_rims([self], [input], [state], episode_starts)[0]
@@ -207,6 +229,7 @@ class RIM(nn.Module):
         c: th.Tensor,
         weights: "StackedWeights",
         dropout: float,
+        previous: th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """
         One step of ``G`` cores of this core's config at once, their ``G * N`` modules stacked core-major.
@@ -217,6 +240,7 @@ class RIM(nn.Module):
         :param c: (G * N, batch, unit_size)
         :param weights: the ``G`` cores' weights stacked along the group dim.
         :param dropout: dropout on the attention probabilities.
+        :param previous: (G, N, batch) the last step's activity as 1/0, with a ``sticky_bonus`` (else ``None``).
         :return: the new ``h`` and ``c`` and the (G, N, batch) activity mask.
         """
         cores, key_size = key.shape[0], key.shape[-1]
@@ -230,7 +254,10 @@ class RIM(nn.Module):
             attention = F.dropout(attention, dropout)
         # Selection is not differentiated: modules learn to compete only through the soft scores. Each core
         # selects among its own modules (dim 1).
-        top = th.topk(scores.detach(), self.top_k, dim=1).indices
+        selection_scores = scores.detach()
+        if previous is not None:
+            selection_scores = selection_scores + self.sticky_bonus * previous
+        top = th.topk(selection_scores, self.top_k, dim=1).indices
         active = th.zeros_like(scores, dtype=th.bool).scatter_(1, top, True)
         mask = active.view(-1, active.shape[-1], 1)
 
@@ -320,22 +347,31 @@ def run_rims(
 
     :param cores: RIMs of one config (:func:`fusable_rims`).
     :param inputs: each core's input, (seq_len, batch, input_size).
-    :param states: each core's ``(h, c)``, each ``(1, batch, hidden_size)`` (the modules', then a dense LSTM's).
+    :param states: each core's ``(h, c)``, each ``(1, batch, hidden_size)``: the modules', then a dense LSTM's, then
+        the last step's activity (with a ``sticky_bonus``).
     :param episode_starts: optional (seq_len, batch) 0/1 flags, shared by the cores: a core's state is reset to
         zero before a step whose flag is 1.
-    :return: per core, its output (seq_len, batch, hidden_size) and its final ``(h, c)``.
+    :return: per core, its output (seq_len, batch, output_size) and its final ``(h, c)``.
     """
-    first = cores[0]
-    if first.dense is None:
-        return _run_modules(cores, inputs, states, episode_starts)
-    modules_size = first.config.modules_size
-    results = _run_modules(cores, inputs, [(h[..., :modules_size], c[..., :modules_size]) for h, c in states], episode_starts)
-    for index, (core, input, (h, c)) in enumerate(zip(cores, inputs, states, strict=True)):
-        dense_state = (h[..., modules_size:].contiguous(), c[..., modules_size:].contiguous())
-        dense_output, dense_state = _run_lstm(core.dense, input, dense_state, episode_starts)
-        output, module_state = results[index]
-        state = tuple(th.cat(pair, dim=-1) for pair in zip(module_state, dense_state, strict=True))
-        results[index] = (th.cat((output, dense_output), dim=-1), state)
+    config = cores[0].config
+    widths = (config.modules_size, config.dense_size, config.activity_size)
+    parts = [(h.split(widths, dim=-1), c.split(widths, dim=-1)) for h, c in states]
+    activities = [h[2] for h, _ in parts] if config.activity_size else None
+    modules = _run_modules(cores, inputs, [(h[0], c[0]) for h, c in parts], activities, episode_starts)
+    results = []
+    for core, input, (h, c), (output, (module_h, module_c), activity) in zip(cores, inputs, parts, modules, strict=True):
+        outputs, hs, cs = [output], [module_h], [module_c]
+        if core.dense is not None:
+            dense_output, (dense_h, dense_c) = _run_lstm(
+                core.dense, input, (h[1].contiguous(), c[1].contiguous()), episode_starts
+            )
+            outputs.append(dense_output)
+            hs.append(dense_h)
+            cs.append(dense_c)
+        if activity is not None:
+            hs.append(activity)
+            cs.append(activity)
+        results.append((_cat(outputs, dim=-1), (_cat(hs, dim=-1), _cat(cs, dim=-1))))
     return results
 
 
@@ -343,9 +379,17 @@ def _run_modules(
     cores: "Sequence[RIM]",
     inputs: Sequence[th.Tensor],
     states: Sequence[tuple[th.Tensor, th.Tensor]],
+    activities: Sequence[th.Tensor] | None,
     episode_starts: th.Tensor | None,
-) -> list[tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]]:
-    """:func:`run_rims` for the modules alone (``states`` their part of the state, without the dense LSTM's)."""
+) -> list[tuple[th.Tensor, tuple[th.Tensor, th.Tensor], th.Tensor | None]]:
+    """
+    :func:`run_rims` for the modules alone.
+
+    :param states: each core's modules' part of the state, ``(h, c)``, each ``(1, batch, num_units * unit_size)``.
+    :param activities: each core's last activity, ``(1, batch, num_units)``, with a ``sticky_bonus`` (else ``None``).
+    :return: per core, the modules' output, their final ``(h, c)`` and their final activity (``None`` without a
+        ``sticky_bonus``) in the state's layout.
+    """
     first = cores[0]
     num_cores, num_units, unit_size = len(cores), first.num_units, first.unit_size
     seq_len, batch = inputs[0].shape[:2]
@@ -356,6 +400,8 @@ def _run_modules(
 
     h = _cat([modules_major(state[0]) for state in states])
     c = _cat([modules_major(state[1]) for state in states])
+    # (1, batch, N) per core -> (G, N, batch), the scores' layout.
+    previous = None if activities is None else _stack([activity[0].t() for activity in activities], dim=0)
     # Each core projects its own input once per sequence; (seq_len, G, 1, batch, size) broadcasts over its modules.
     projected = [core.input_attention.project_input(input) for core, input in zip(cores, inputs, strict=True)]
     keys = _stack([key for key, _ in projected], dim=1).unsqueeze(2)
@@ -370,7 +416,9 @@ def _run_modules(
     for t in range(seq_len):
         if keep is not None:
             h, c = h * keep[t], c * keep[t]
-        h, c, active = first._step(keys[t], values[t], h, c, weights, dropout)
+            previous = None if previous is None else previous * keep[t, 0, :, 0]
+        h, c, active = first._step(keys[t], values[t], h, c, weights, dropout, previous)
+        previous = None if previous is None else active.to(h.dtype)
         outputs.append(h)
         actives.append(active)
     # (seq_len, G, N, batch, d) and (seq_len, G, N, batch): split per core back into nn.LSTM's layouts.
@@ -381,7 +429,8 @@ def _run_modules(
     for index, core in enumerate(cores):
         core.last_active = active[:, index].transpose(1, 2)
         core_output = output[:, index].permute(0, 2, 1, 3).reshape(seq_len, batch, num_units * unit_size)
-        results.append((core_output, (_to_layer_layout(h[index]), _to_layer_layout(c[index]))))
+        activity = None if previous is None else previous[index].t().unsqueeze(0)
+        results.append((core_output, (_to_layer_layout(h[index]), _to_layer_layout(c[index])), activity))
     return results
 
 

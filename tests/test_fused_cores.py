@@ -154,9 +154,9 @@ def run_policy(policy: RIMActorCriticPolicy, method: str, fused: bool, monkeypat
 @pytest.mark.parametrize("method", ["forward", "evaluate_actions"])
 @pytest.mark.parametrize("share_features_extractor", [True, False])
 @pytest.mark.parametrize("frozen", [False, True])
-@pytest.mark.parametrize("dense_size", [0, 5])
-def test_policy_fused_pass_equals_separate_cores(method, share_features_extractor, frozen, dense_size, monkeypatch):
-    policy = make_policy(share_features_extractor=share_features_extractor, dense_size=dense_size)
+@pytest.mark.parametrize("state_options", [{}, {"dense_size": 5}, {"sticky_bonus": 0.5}], ids=["rim", "dense", "sticky"])
+def test_policy_fused_pass_equals_separate_cores(method, share_features_extractor, frozen, state_options, monkeypatch):
+    policy = make_policy(share_features_extractor=share_features_extractor, **state_options)
     assert policy.fuses_cores()
     if frozen:  # the fast phase: the slow set frozen
         for name, param in policy.named_parameters():

@@ -124,6 +124,46 @@ def test_dense_lstm_runs_beside_the_modules():
     assert th.allclose(out[:4, :, 48:], first, atol=1e-6) and th.allclose(out[4:, 2:3, 48:], fresh, atol=1e-6)
 
 
+def test_sticky_selection_keeps_the_active_set_and_carries_it_in_the_state():
+    """With a sticky_bonus the state ends with the last activity; a large bonus holds the set, a reset drops it."""
+    rim = make_rim("lstm", sticky_bonus=1e6)
+    plain = make_rim("lstm")
+    assert rim.output_size == 48 and rim.hidden_size == 54 and plain.hidden_size == plain.output_size == 48
+    x, starts = th.randn(6, 4, 5), th.zeros(6, 4)
+    starts[3, 1] = 1.0
+    h, c = th.randn(1, 4, 54), th.randn(1, 4, 54)
+    h[..., 48:] = c[..., 48:] = 0.0  # no activity carried in: the first step selects as the plain RIM does
+    out, (h_out, c_out) = rim(x, (h, c), starts)
+    active = rim.last_active
+    assert out.shape == (6, 4, 48) and h_out.shape == c_out.shape == (1, 4, 54)
+    assert th.equal(h_out[0, :, 48:], active[-1].float()) and th.equal(c_out[0, :, 48:], active[-1].float())
+    plain(x[:1], (h[..., :48], c[..., :48]))
+    assert th.equal(active[0], plain.last_active[0])
+    # The set never changes, except in sequence 1 from its episode start on (then held again).
+    held = (active == active[:1]).all(dim=-1)
+    assert held[:, [0, 2, 3]].all() and held[:3, 1].all()
+    assert (active[3:, 1] == active[3, 1]).all()
+    fresh = make_rim("lstm")
+    fresh(x[3:4, 1:2], (th.zeros(1, 1, 48), th.zeros(1, 1, 48)))
+    assert th.equal(active[3, 1], fresh.last_active[0, 0])
+
+
+@pytest.mark.parametrize("bonus", [0.0, 0.5])
+def test_a_sequence_run_in_pieces_equals_it_run_whole(bonus):
+    """What the rollout buffer relies on: the carried state (the activity included) is all a step depends on."""
+    rim = make_rim("lstm", sticky_bonus=bonus)
+    x = th.randn(10, 3, 5)
+    state = tuple(th.zeros(1, 3, rim.hidden_size) for _ in range(2))
+    whole, whole_state = rim(x, state)
+    whole_active = rim.last_active
+    first, middle = rim(x[:4], state)
+    first_active = rim.last_active
+    second, end = rim(x[4:], middle)
+    assert th.allclose(th.cat((first, second)), whole, atol=1e-6)
+    assert th.equal(th.cat((first_active, rim.last_active)), whole_active)
+    assert all(th.allclose(a, b, atol=1e-6) for a, b in zip(end, whole_state, strict=True))
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_state_resets_at_episode_starts(cell):
     rim = make_rim(cell)
@@ -167,6 +207,8 @@ def test_batch_independence(cell):
         (dict(dropout=1.5), "dropout=1.5"),
         (dict(selection="soft"), "selection='soft'"),
         (dict(dense_size=-1), "dense_size=-1"),
+        (dict(sticky_bonus=-0.1), "sticky_bonus=-0.1"),
+        (dict(sticky_bonus=float("inf")), "sticky_bonus=inf"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):

@@ -30,7 +30,8 @@ def rollout_actions(model, obs, n_steps: int = 6) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    "meta, core_options", [(True, {}), (False, {}), (True, {"dense_size": 4, "selection": "straight_through"})]
+    "meta, core_options",
+    [(True, {}), (False, {}), (True, {"dense_size": 4, "selection": "straight_through"}), (True, {"sticky_bonus": 0.5})],
 )
 def test_save_load_round_trip(cue_env, tmp_path, meta, core_options):
     policy_kwargs = SMALL_CORE | core_options
