@@ -49,7 +49,10 @@ class RandomWalk:
         self.env = env
         self.env.action_space.seed(seed)
 
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False):
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, Any]:
+        """:return: one uniformly random action per env copy, and ``state`` unchanged (``deterministic`` is ignored)."""
         return np.array([self.env.action_space.sample() for _ in range(self.env.num_envs)]), state
 
 
