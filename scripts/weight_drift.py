@@ -15,6 +15,7 @@ suite section) found it moves about 1% in 60k steps with the defaults, against 2
 
 import argparse
 import sys
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,13 +44,13 @@ def group_of(name: str) -> str:
 
 def drift(initial: dict[str, th.Tensor], trained: dict[str, th.Tensor]) -> dict[str, float]:
     """:return: per group, ``||trained - initial|| / ||initial||`` over its floating-point tensors."""
-    squares: dict[str, list[float]] = {}
+    change: dict[str, float] = defaultdict(float)  # squared norms, summed per group
+    norm: dict[str, float] = defaultdict(float)
     for name, start in initial.items():
-        if not start.is_floating_point():
-            continue
-        change, norm = squares.setdefault(group_of(name), [0.0, 0.0])
-        squares[group_of(name)] = [change + float((trained[name] - start).square().sum()), norm + float(start.square().sum())]
-    return {group: (change / norm) ** 0.5 if norm > 0 else float("nan") for group, (change, norm) in squares.items()}
+        if start.is_floating_point():
+            change[group_of(name)] += float((trained[name] - start).square().sum())
+            norm[group_of(name)] += float(start.square().sum())
+    return {group: (change[group] / norm[group]) ** 0.5 if norm[group] > 0 else float("nan") for group in norm}
 
 
 def run_drift(spec: RunSpec, root: Path) -> dict[str, float]:
