@@ -107,9 +107,12 @@ def test_metamaze_rules_and_reference_values():
         env.reset(seed=seed)
         total, truncated = 0.0, False
         while not truncated:
-            _, reward, terminated, truncated, _ = env.step(int(rng.integers(4)))
+            _, reward, terminated, truncated, info = env.step(int(rng.integers(4)))
             assert not terminated and reward in (0.0, GOAL_REWARD)
+            assert ("is_success" in info) == truncated
             total += reward
+        # Success: the goal found at least once in the episode.
+        assert info["is_success"] == (total > 0)
         random_walk.append(total)
         env.reset(seed=seed)
         distances, total = env.distances_to_goal(), 0.0

@@ -21,7 +21,8 @@ class MetaMazeEnv(CellsRenderedEnv):
     wall), never the goal; it moves up, right, down or left (into a wall: it stays). Reaching the goal pays
     ``10`` and respawns the agent at a random open cell other than the goal; the episode lasts ``episode_steps``
     steps (100) and then is truncated. An agent that remembers where the goal was returns there straight away:
-    the reward per episode measures learning within the episode.
+    the reward per episode measures learning within the episode. At the last step ``info["is_success"]`` says
+    whether the goal was found at least once (the paper's success; SB3's ``EvalCallback`` logs its rate).
 
     Use it with ``make_meta_env(..., episodes_per_trial=1)`` (previous action and reward as inputs). The paper's
     test of generalisation runs a trained agent on a larger maze: ``size=13`` (default 9).
@@ -57,6 +58,7 @@ class MetaMazeEnv(CellsRenderedEnv):
         self.goal = np.zeros(2, dtype=int)
         self.position = np.zeros(2, dtype=int)
         self._t = 0
+        self._goal_found = False
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
@@ -65,6 +67,7 @@ class MetaMazeEnv(CellsRenderedEnv):
         self.goal = open_cells[self.np_random.integers(len(open_cells))]
         self.position = self._respawn()
         self._t = 0
+        self._goal_found = False
         return self._observation(), {}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -75,10 +78,13 @@ class MetaMazeEnv(CellsRenderedEnv):
         info: dict[str, Any] = {}
         if np.array_equal(self.position, self.goal):
             reward = GOAL_REWARD
-            info["goal_reached"] = True
+            info["goal_reached"] = self._goal_found = True
             self.position = self._respawn()
         self._t += 1
-        return self._observation(), reward, False, self._t >= self.episode_steps, info
+        truncated = self._t >= self.episode_steps
+        if truncated:
+            info["is_success"] = self._goal_found
+        return self._observation(), reward, False, truncated, info
 
     def _respawn(self) -> np.ndarray:
         open_cells = [cell for cell in np.argwhere(~self.walls) if not np.array_equal(cell, self.goal)]
