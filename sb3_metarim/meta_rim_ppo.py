@@ -27,7 +27,7 @@ from torch import nn
 
 from sb3_metarim.buffers import SpanSamplingDictRolloutBuffer, SpanSamplingRolloutBuffer
 from sb3_metarim.cores import RIM_SLOW_PARAMETERS, default_slow_parameters
-from sb3_metarim.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RIMActorCriticPolicy
+from sb3_metarim.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RIMActorCriticPolicy, with_changed_defaults
 from sb3_metarim.rim import RIM, ModuleActivity, active_steps
 from sb3_metarim.validation import check_positive_int, install_finite_check, remove_finite_check
 
@@ -182,6 +182,7 @@ class MetaRIMPPO(RecurrentPPO):
         check_ppo_arguments(**ppo_arguments, check_nan=check_nan)
         if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
             raise ValueError(f"policy_kwargs={policy_kwargs!r}: must be a dict of the policy's arguments")
+        policy_kwargs = with_changed_defaults(policy_kwargs or {}, saved=False)
         if env is not None:
             # Make the env here, as SB3 would, to check its space before SB3's wrappers trip over it.
             env = maybe_make_env(env, verbose)
@@ -214,6 +215,8 @@ class MetaRIMPPO(RecurrentPPO):
             self._setup_model()
 
     def _setup_model(self) -> None:
+        # New models carry the changed defaults from __init__; a loaded one without them was saved before the change.
+        self.policy_kwargs = with_changed_defaults(self.policy_kwargs, saved=True)
         super()._setup_model()
         if not isinstance(self.policy, RIMActorCriticPolicy):
             raise ValueError(f"policy={type(self.policy).__name__}: MetaRIMPPO needs a RIMActorCriticPolicy (or a subclass)")

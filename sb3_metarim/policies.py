@@ -19,7 +19,7 @@ from torch import nn
 
 from sb3_metarim.cores import CORE_CONFIGS, CORES, LSTM_CORE, RIM_CORE, core_config_class, core_option_owners, make_core
 from sb3_metarim.metods import MetODSConfig
-from sb3_metarim.rim import RIMConfig, fusable_rims, run_rims
+from sb3_metarim.rim import CHANGED_DEFAULTS, RIMConfig, fusable_rims, run_rims
 from sb3_metarim.validation import check_positive_int
 
 # The cores registered when this module is imported (the registry, sb3_metarim.cores.CORES, is the reference).
@@ -396,6 +396,22 @@ def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], cor
         )
     if CORE_CONFIGS[recurrent_core] is not None:  # a core registered with its own config class
         core_config.validate()
+
+
+def with_changed_defaults(policy_kwargs: dict[str, Any], saved: bool) -> dict[str, Any]:
+    """
+    ``policy_kwargs`` with every RIM option whose default changed (:data:`~sb3_metarim.rim.CHANGED_DEFAULTS`) made
+    explicit, for a RIM core: the current default for a new model, so that its saved file records it; the old
+    default for a loaded model whose file lacks it, as that file predates the change. Options given are kept.
+
+    :param policy_kwargs: The algorithm's ``policy_kwargs``.
+    :param saved: Whether they were read from a saved model (``load``) rather than given to a new one.
+    :return: a new dict.
+    """
+    if policy_kwargs.get("recurrent_core", RIM_CORE) != RIM_CORE:
+        return dict(policy_kwargs)
+    defaults = {name: old if saved else getattr(RIMConfig, name) for name, old in CHANGED_DEFAULTS.items()}
+    return {**defaults, **policy_kwargs}
 
 
 def check_policy_arguments(policy_kwargs: dict[str, Any]) -> None:

@@ -72,9 +72,11 @@ class RIMConfig(CoreOptions):
     :param sticky_bonus: Hysteresis of the selection: added, for the top-k only, to the input-attention score of
         every module that was active at the previous step, so an active module stays active until another's score
         passes its own by this much (0: the paper's selection, a fresh top-k at every step). The attention itself
-        is unchanged. With a bonus the state also carries the last step's activity: ``num_units`` values (1 or 0)
-        after the rest of each of ``h`` and ``c``, which ``hidden_size`` counts and ``output_size`` does not, so
-        that the rollout buffer replays the same selection in training as in collection.
+        is unchanged. With a bonus and a selection (``top_k < num_units``) the state also carries the last step's
+        activity: ``num_units`` values (1 or 0) after the rest of each of ``h`` and ``c``, which ``hidden_size``
+        counts and ``output_size`` does not, so that the rollout buffer replays the same selection in training as
+        in collection. Default 0.1 since 2026-11-28 (0 before): it learned the memory suite better (README, memory
+        suite section); a model saved before then loads with 0 (:data:`CHANGED_DEFAULTS`).
     """
 
     num_units: int = 6
@@ -89,7 +91,7 @@ class RIMConfig(CoreOptions):
     dropout: float = 0.0
     selection: str = "hard"
     dense_size: int = 0
-    sticky_bonus: float = 0.0
+    sticky_bonus: float = 0.1
 
     @property
     def modules_size(self) -> int:
@@ -98,8 +100,9 @@ class RIMConfig(CoreOptions):
 
     @property
     def activity_size(self) -> int:
-        """Width of the last step's activity in the state: ``num_units`` with a ``sticky_bonus``, else 0."""
-        return self.num_units if self.sticky_bonus > 0 else 0
+        """Width of the last step's activity in the state: ``num_units`` with a ``sticky_bonus`` and a selection
+        (``top_k < num_units``), else 0 (with every module active there is nothing to hold)."""
+        return self.num_units if self.sticky_bonus > 0 and self.top_k < self.num_units else 0
 
     @property
     def output_size(self) -> int:
@@ -134,6 +137,11 @@ class RIMConfig(CoreOptions):
             raise ValueError(f"sticky_bonus={bonus!r}: must be a finite number >= 0 (0: no hysteresis)")
         return self
 
+
+# Options whose default changed, each with the value that models saved before the change were trained with.
+# MetaRIMPPO writes them into a new model's policy_kwargs (so its file says them); a saved model without one
+# predates the change and gets the old value (sb3_metarim.policies.with_changed_defaults).
+CHANGED_DEFAULTS = {"sticky_bonus": 0.0}
 
 POSITIVE_INT_OPTIONS = (
     "num_units",

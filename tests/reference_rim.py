@@ -12,26 +12,38 @@ from sb3_metarim.rim import RIM
 
 
 def reference_forward(rim: RIM, inputs: th.Tensor, state: tuple[th.Tensor, th.Tensor], starts: th.Tensor):
-    """:return: outputs (seq, batch, hidden), final (h, c) in nn.LSTM layout, active mask (seq, batch, N)."""
+    """
+    :return: outputs (seq, batch, output), final (h, c) in nn.LSTM layout (each: the modules, then the last step's
+        activity with a sticky_bonus), active mask (seq, batch, N).
+    """
     n, d = rim.num_units, rim.unit_size
-    h = list(state[0][0].reshape(-1, n, d).unbind(0))
-    c = list(state[1][0].reshape(-1, n, d).unbind(0))
+    sticky = rim.hidden_size > n * d  # the state carries the last activity (no dense LSTM here)
+    h = list(state[0][0, :, : n * d].reshape(-1, n, d).unbind(0))
+    c = list(state[1][0, :, : n * d].reshape(-1, n, d).unbind(0))
+    previous = list(state[0][0, :, n * d :].unbind(0)) if sticky else [None] * len(h)
     outputs, actives = [], []
     for t in range(inputs.shape[0]):
         step_out, step_active = [], []
         for b in range(inputs.shape[1]):
             keep = 1.0 - starts[t, b]
-            h[b], c[b], active = reference_step(rim, inputs[t, b], h[b] * keep, c[b] * keep)
+            last = None if previous[b] is None else previous[b] * keep
+            h[b], c[b], active = reference_step(rim, inputs[t, b], h[b] * keep, c[b] * keep, last)
+            previous[b] = active.to(h[b].dtype) if sticky else None
             step_out.append(h[b].reshape(-1))
             step_active.append(active)
         outputs.append(th.stack(step_out))
         actives.append(th.stack(step_active))
-    final = (th.stack(h).reshape(1, len(h), -1), th.stack(c).reshape(1, len(c), -1))
-    return th.stack(outputs), final, th.stack(actives)
+
+    def final(parts: list[th.Tensor]) -> th.Tensor:
+        pairs = zip(parts, previous, strict=True)
+        rows = [th.cat([part.reshape(-1), *([] if last is None else [last])]) for part, last in pairs]
+        return th.stack(rows).unsqueeze(0)
+
+    return th.stack(outputs), (final(h), final(c)), th.stack(actives)
 
 
-def reference_step(rim: RIM, x: th.Tensor, h: th.Tensor, c: th.Tensor):
-    """One sample: x (input_size,), h and c (N, d)."""
+def reference_step(rim: RIM, x: th.Tensor, h: th.Tensor, c: th.Tensor, previous: th.Tensor | None = None):
+    """One sample: x (input_size,), h and c (N, d), previous (N,) the last step's activity with a sticky_bonus."""
     attention, cell, comm = rim.input_attention, rim.cell, rim.communication_attention
     dk = attention.key_size
     key = attention.key_value.weight[:dk] @ x
@@ -40,7 +52,8 @@ def reference_step(rim: RIM, x: th.Tensor, h: th.Tensor, c: th.Tensor):
         [(h[i] @ attention.query.weight[i] + attention.query.bias[i, 0]) @ key / math.sqrt(dk) for i in range(rim.num_units)]
     )
     attend_input = th.stack([th.softmax(th.stack([s, th.zeros(())]), dim=0)[0] for s in scores])
-    active_ids = set(th.topk(scores.detach(), rim.top_k).indices.tolist())
+    selection = scores.detach() if previous is None else scores.detach() + rim.sticky_bonus * previous
+    active_ids = set(th.topk(selection, rim.top_k).indices.tolist())
 
     candidates_h, candidates_c = [], []
     for i in range(rim.num_units):

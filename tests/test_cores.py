@@ -39,13 +39,14 @@ def gru_core():
 
 def test_rim_config_is_the_one_home_of_the_options():
     config = RIMConfig(num_units=4, top_k=2, unit_size=8)
-    assert RIMConfig(**config.as_dict()) == config and config.hidden_size == 32
+    assert RIMConfig(**config.as_dict()) == config and config.output_size == 32
+    assert config.hidden_size == 32 + 4  # the state also carries the last activity (the default sticky_bonus)
     # The policy's signature lists the same options with the same defaults.
     parameters = inspect.signature(RIMActorCriticPolicy).parameters
     assert {name: parameters[name].default for name in RIMConfig.option_names()} == RIMConfig().as_dict()
     by_config, by_keywords = RIM(5, config), RIM(5, num_units=4, top_k=2, unit_size=8)
     assert by_config.config == by_keywords.config == config
-    assert RIM.from_config(5, config).hidden_size == 32
+    assert RIM.from_config(5, config).hidden_size == 36
     assert [name for name, _ in by_config.named_parameters()] == [name for name, _ in by_keywords.named_parameters()]
     with pytest.raises(TypeError, match="not both"):
         RIM(5, config, top_k=1)

@@ -57,7 +57,7 @@ def test_run_rims_equals_each_core_alone(cell, frozen):
                 param.requires_grad_(not name.startswith(SLOW))
     inputs = [th.randn(SEQ, N_SEQ, OBS, requires_grad=True) for _ in rims]
     states = [random_states(rim, N_SEQ) for rim in rims]
-    weights = [th.randn(SEQ, N_SEQ, rim.hidden_size) for rim in rims]
+    weights = [th.randn(SEQ, N_SEQ, rim.output_size) for rim in rims]
     starts = episode_starts()
 
     def run(fused: bool):

@@ -174,7 +174,7 @@ def test_lstm_hidden_size_sets_the_width():
     env = "CartPole-v1"
     rim = MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, num_units=4, top_k=2)).policy
     assert isinstance(rim.lstm_actor, RIM) and (rim.core_config.num_units, rim.core_config.unit_size) == (4, 16)
-    assert rim.lstm_actor.hidden_size == 64
+    assert rim.lstm_actor.output_size == 64 and rim.lstm_actor.hidden_size == 64 + 4  # + the last activity
     lstm = MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(recurrent_core="lstm", lstm_hidden_size=50, n_lstm_layers=2))
     assert isinstance(lstm.policy.lstm_actor, nn.LSTM) and lstm.policy.lstm_actor.hidden_size == 50
     assert lstm.policy.lstm_actor.num_layers == 2
@@ -185,7 +185,7 @@ def test_lstm_hidden_size_sets_the_width():
     with pytest.raises(ValueError, match=r"lstm_hidden_size=64 and num_units=4, unit_size=8"):
         MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, num_units=4, unit_size=8))
     dense = MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, unit_size=8, dense_size=16)).policy
-    assert dense.lstm_actor.hidden_size == 64 and dense.lstm_actor.dense.hidden_size == 16
+    assert dense.lstm_actor.output_size == 64 and dense.lstm_actor.dense.hidden_size == 16
     with pytest.raises(ValueError, match=r"lstm_hidden_size=64 with dense_size=16: give unit_size too"):
         MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, dense_size=16))
     with pytest.raises(ValueError, match=r"lstm_hidden_size=20 and num_neurons=16"):

@@ -3,7 +3,7 @@
 import pytest
 import torch as th
 
-from sb3_metarim.rim import RIM
+from sb3_metarim.rim import RIM, RIMConfig
 
 from .reference_rim import reference_forward
 
@@ -11,8 +11,10 @@ CELLS = ["lstm", "gru"]
 
 
 def make_rim(cell: str, input_size: int = 5, **kwargs) -> RIM:
+    """The paper's RIM (a fresh top-k at every step, ``sticky_bonus=0``) unless ``kwargs`` say otherwise: most tests
+    here hold it against ``nn.LSTM``'s layout, whose state is the output."""
     th.manual_seed(0)
-    return RIM(input_size, num_units=6, top_k=4, unit_size=8, cell=cell, **kwargs)
+    return RIM(input_size, **{"num_units": 6, "top_k": 4, "unit_size": 8, "cell": cell, "sticky_bonus": 0.0, **kwargs})
 
 
 def random_state(rim: RIM, batch: int) -> tuple[th.Tensor, th.Tensor]:
@@ -108,7 +110,7 @@ def test_straight_through_selection_changes_only_the_scores_gradient(cell):
 def test_dense_lstm_runs_beside_the_modules():
     """With dense_size, the state and output are the modules' (as without it) followed by an nn.LSTM's, both reset."""
     rim = make_rim("lstm", dense_size=10)
-    plain = RIM(5, num_units=6, top_k=4, unit_size=8)
+    plain = RIM(5, num_units=6, top_k=4, unit_size=8, sticky_bonus=0.0)
     plain.load_state_dict({k: v for k, v in rim.state_dict().items() if not k.startswith("dense.")})
     x, starts = th.randn(7, 3, 5), th.zeros(7, 3)
     starts[4, 2] = 1.0
@@ -217,12 +219,17 @@ def test_bad_arguments_are_named(kwargs, message):
         RIM(5, **args)
 
 
+@pytest.mark.parametrize("bonus", [0.0, RIMConfig.sticky_bonus], ids=["paper", "default_sticky"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_batched_step_equals_plain_reference(cell):
+def test_batched_step_equals_plain_reference(cell, bonus):
     """Forward values, active sets and every gradient match the module-by-module equations."""
-    rim = make_rim(cell, comm_heads=2)
+    rim = make_rim(cell, comm_heads=2, sticky_bonus=bonus)
     x = th.randn(5, 3, 5, requires_grad=True)
     state = random_state(rim, 3)
+    if bonus:  # a real last activity: top_k ones
+        activity = th.zeros(3, 6)
+        activity[:, [1, 2, 4, 5]] = 1.0
+        state = tuple(th.cat((s[..., :48], activity.unsqueeze(0)), dim=-1) for s in state)
     starts = th.zeros(5, 3)
     starts[2, 0] = 1.0
     weights = th.randn(5, 3, 48)

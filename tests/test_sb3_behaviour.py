@@ -8,8 +8,9 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from sb3_metarim import MetaRIMPPO, RIMActorCriticPolicy
+from sb3_metarim import MetaLSTMPPO, MetaRIMPPO, RIMActorCriticPolicy
 from sb3_metarim.policies import RIMMultiInputActorCriticPolicy
+from sb3_metarim.rim import RIMConfig
 
 from .conftest import SMALL_CORE
 
@@ -68,6 +69,25 @@ def test_save_load_round_trip(cue_env, tmp_path, meta, core_options):
     assert any(not th.equal(before[k], v) for k, v in loaded.policy.state_dict().items())
 
 
+def test_a_model_saved_before_the_sticky_default_loads_with_the_paper_selection(cue_env, tmp_path):
+    """sticky_bonus became 0.1 by default (it was 0): a new model's file records it, and a file without it predates
+    the change, so it loads with 0, the selection it was trained with, and acts as it did."""
+    model = make_model(cue_env)
+    assert model.policy_kwargs["sticky_bonus"] == RIMConfig.sticky_bonus == 0.1 == model.policy.core_config.sticky_bonus
+    model.save(tmp_path / "new")
+    assert MetaRIMPPO.load(tmp_path / "new").policy.core_config.sticky_bonus == 0.1
+    legacy = make_model(cue_env, policy_kwargs=dict(SMALL_CORE, sticky_bonus=0.0))
+    del legacy.policy_kwargs["sticky_bonus"]  # what a model saved before the change holds
+    legacy.save(tmp_path / "legacy")
+    loaded = MetaRIMPPO.load(tmp_path / "legacy", env=cue_env)
+    assert loaded.policy.core_config.sticky_bonus == 0.0 and loaded.policy.lstm_actor.hidden_size == 32
+    obs = cue_env.reset()
+    for expected, got in zip(rollout_actions(legacy, obs), rollout_actions(loaded, obs), strict=True):
+        np.testing.assert_array_equal(expected, got)
+    # Cores without a selection are left alone.
+    assert "sticky_bonus" not in MetaLSTMPPO("MlpPolicy", cue_env, n_steps=16, batch_size=16).policy_kwargs
+
+
 def test_policy_saved_alone_keeps_its_core(cue_env, tmp_path):
     model = make_model(cue_env, policy_kwargs=dict(SMALL_CORE, cell="gru", comm_heads=2))
     model.policy.save(tmp_path / "policy.pt")
@@ -83,11 +103,12 @@ def test_predict_with_and_without_state(cue_env):
     model = make_model(cue_env)
     obs = cue_env.reset()
     action, state = model.predict(obs)
-    assert action.shape == (2,) and state[0].shape == (1, 2, 32)
+    # The state: the 4 modules of 8, then their last activity (the default sticky_bonus replays it in training).
+    assert action.shape == (2,) and state[0].shape == (1, 2, 36)
     action, next_state = model.predict(obs, state=state, episode_start=np.zeros(2, dtype=bool))
     assert not np.array_equal(state[0], next_state[0])
     single, single_state = model.predict(obs[0])
-    assert np.shape(single) == () and single_state[0].shape == (1, 1, 32)
+    assert np.shape(single) == () and single_state[0].shape == (1, 1, 36)
 
 
 def test_evaluate_policy(cue_env):
