@@ -76,7 +76,16 @@ PPO_PARAMS = (
     "net_arch",
     "activation_fn",
 )
-CORE_PARAMS = ("num_units", "unit_size", "num_neurons", "recursions", "plasticity", "write_projection", "w0")
+CORE_PARAMS = (
+    "num_units",
+    "unit_size",
+    "sticky_bonus",
+    "num_neurons",
+    "recursions",
+    "plasticity",
+    "write_projection",
+    "w0",
+)
 META_PARAMS = ("slow_learning_rate", "fast_span", "slow_interval", "slow_n_epochs")
 
 
@@ -120,13 +129,18 @@ def suggest_core_width(trial: optuna.Trial) -> dict[str, Any]:
 
 def suggest_rim(trial: optuna.Trial) -> dict[str, Any]:
     """
-    A RIM's size and sparsity. ``top_k`` is sampled as ``inactive_units`` (1 to 3), a range that does not
-    depend on ``num_units``, so TPE sees a fixed space; ``top_k = num_units - inactive_units``.
+    A RIM's size, sparsity and selection. ``top_k`` is sampled as ``inactive_units`` (1 to 3), a range that does not
+    depend on ``num_units``, so TPE sees a fixed space; ``top_k = num_units - inactive_units``. ``sticky_bonus``:
+    the paper's fresh selection (0), the default (0.1) or a stronger hold (0.3, ablation round 11).
 
     :param trial: The Optuna trial.
     :return: raw parameters.
     """
-    return {**suggest_core_width(trial), "inactive_units": trial.suggest_int("inactive_units", 1, 3)}
+    return {
+        **suggest_core_width(trial),
+        "inactive_units": trial.suggest_int("inactive_units", 1, 3),
+        "sticky_bonus": trial.suggest_categorical("sticky_bonus", [0.0, 0.1, 0.3]),
+    }
 
 
 def suggest_metods(trial: optuna.Trial) -> dict[str, Any]:
