@@ -75,10 +75,10 @@ class RIMConfig(CoreOptions):
         is unchanged. With a bonus and a selection (``top_k < num_units``) the state also carries the last step's
         activity: ``num_units`` values (1 or 0) after the rest of each of ``h`` and ``c``, which ``hidden_size``
         counts and ``output_size`` does not, so that the rollout buffer replays the same selection in training as
-        in collection. Default 0.3 since 2026-11-28 (0 before; 0.1 for a few hours that day): it learned the memory
-        suite better and without a collapse (README, memory suite section); at these tasks' score gaps it holds the
-        set chosen at an episode's first step for the whole episode. A model saved before then loads with 0
-        (:data:`CHANGED_DEFAULTS`).
+        in collection. Default 0.1 since 2026-11-28 (0 before): it learned the memory suite better (README, memory
+        suite section); 0.3, which holds the set chosen at an episode's first step for the whole episode on those
+        tasks, stopped their collapses but failed the bandit meta-learning test. A model saved before then loads
+        with 0 (:data:`CHANGED_DEFAULTS`).
     """
 
     num_units: int = 6
@@ -93,7 +93,7 @@ class RIMConfig(CoreOptions):
     dropout: float = 0.0
     selection: str = "hard"
     dense_size: int = 0
-    sticky_bonus: float = 0.3
+    sticky_bonus: float = 0.1
 
     @property
     def modules_size(self) -> int:

@@ -131,7 +131,7 @@ def suggest_rim(trial: optuna.Trial) -> dict[str, Any]:
     """
     A RIM's size, sparsity and selection. ``top_k`` is sampled as ``inactive_units`` (1 to 3), a range that does not
     depend on ``num_units``, so TPE sees a fixed space; ``top_k = num_units - inactive_units``. ``sticky_bonus``:
-    the paper's fresh selection (0), a light hold (0.1) or the default (0.3).
+    the paper's fresh selection (0), the default (0.1) or a hold for the whole episode (0.3).
 
     :param trial: The Optuna trial.
     :return: raw parameters.
