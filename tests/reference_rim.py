@@ -17,7 +17,7 @@ def reference_forward(rim: RIM, inputs: th.Tensor, state: tuple[th.Tensor, th.Te
         activity with a sticky_bonus), active mask (seq, batch, N).
     """
     n, d = rim.num_units, rim.unit_size
-    sticky = rim.hidden_size > n * d  # the state carries the last activity (no dense LSTM here)
+    sticky = rim.config.activity_size > 0  # the state carries the last activity after the modules
     h = list(state[0][0, :, : n * d].reshape(-1, n, d).unbind(0))
     c = list(state[1][0, :, : n * d].reshape(-1, n, d).unbind(0))
     previous = list(state[0][0, :, n * d :].unbind(0)) if sticky else [None] * len(h)
