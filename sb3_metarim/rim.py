@@ -14,6 +14,7 @@ from sb3_metarim.validation import check_positive_int
 
 RIM_CELLS = ("lstm", "gru")
 RIM_SELECTIONS = ("hard", "straight_through")
+STICKY_SCALES = ("absolute", "spread")
 
 
 class GroupLinear(nn.Module):
@@ -75,10 +76,14 @@ class RIMConfig(CoreOptions):
         is unchanged. With a bonus and a selection (``top_k < num_units``) the state also carries the last step's
         activity: ``num_units`` values (1 or 0) after the rest of each of ``h`` and ``c``, which ``hidden_size``
         counts and ``output_size`` does not, so that the rollout buffer replays the same selection in training as
-        in collection. Default 0.1 since 2026-11-28 (0 before): it learned the memory suite better (README, memory
-        suite section); 0.3, which holds the set chosen at an episode's first step for the whole episode on those
-        tasks, stopped their collapses but failed the bandit meta-learning test. A model saved before then loads
-        with 0 (:data:`CHANGED_DEFAULTS`).
+        in collection. The default (0.3; 0 before 2026-11-28, then 0.1 for a day) learned the memory suite best and
+        without a collapse (README, memory suite section): on those tasks it keeps the set chosen at an episode's
+        first step. A model saved with 0 or 0.1 as the default loads with what it was trained with
+        (:data:`CHANGED_DEFAULTS`; 0.1 is in such a file's ``policy_kwargs``).
+    :param sticky_scale: The unit of ``sticky_bonus``: ``"absolute"``, a score difference; ``"spread"``, the
+        standard deviation of the core's input-attention scores over its modules at that step (per sample), so the
+        hold is the same however large the scores grow in training (ablation round 18: it learned RepeatFirst
+        worse).
     """
 
     num_units: int = 6
@@ -93,7 +98,8 @@ class RIMConfig(CoreOptions):
     dropout: float = 0.0
     selection: str = "hard"
     dense_size: int = 0
-    sticky_bonus: float = 0.1
+    sticky_bonus: float = 0.3
+    sticky_scale: str = "absolute"
 
     @property
     def modules_size(self) -> int:
@@ -134,6 +140,8 @@ class RIMConfig(CoreOptions):
             raise ValueError(f"dense_size={self.dense_size!r}: must be an integer >= 0")
         if self.selection not in RIM_SELECTIONS:
             raise ValueError(f"selection={self.selection!r}: must be one of {RIM_SELECTIONS}")
+        if self.sticky_scale not in STICKY_SCALES:
+            raise ValueError(f"sticky_scale={self.sticky_scale!r}: must be one of {STICKY_SCALES}")
         bonus = self.sticky_bonus
         if isinstance(bonus, bool) or not isinstance(bonus, (int, float)) or not 0.0 <= bonus < math.inf:
             raise ValueError(f"sticky_bonus={bonus!r}: must be a finite number >= 0 (0: no hysteresis)")
@@ -193,6 +201,7 @@ class RIM(nn.Module):
         self.hidden_size = config.hidden_size
         self.output_size = config.output_size
         self.sticky_bonus = config.sticky_bonus
+        self.sticky_spread = config.sticky_scale == "spread"
         self.cell_type = config.cell
         self.comm_heads = config.comm_heads
         self.dropout = config.dropout
@@ -266,7 +275,10 @@ class RIM(nn.Module):
         # selects among its own modules (dim 1).
         selection_scores = scores.detach()
         if previous is not None:
-            selection_scores = selection_scores + self.sticky_bonus * previous
+            hold = self.sticky_bonus * previous
+            if self.sticky_spread:
+                hold = hold * selection_scores.std(dim=1, keepdim=True)
+            selection_scores = selection_scores + hold
         top = th.topk(selection_scores, self.top_k, dim=1).indices
         active = th.zeros_like(scores, dtype=th.bool).scatter_(1, top, True)
         mask = active.view(-1, active.shape[-1], 1)

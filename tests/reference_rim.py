@@ -52,7 +52,10 @@ def reference_step(rim: RIM, x: th.Tensor, h: th.Tensor, c: th.Tensor, previous:
         [(h[i] @ attention.query.weight[i] + attention.query.bias[i, 0]) @ key / math.sqrt(dk) for i in range(rim.num_units)]
     )
     attend_input = th.stack([th.softmax(th.stack([s, th.zeros(())]), dim=0)[0] for s in scores])
-    selection = scores.detach() if previous is None else scores.detach() + rim.sticky_bonus * previous
+    selection = scores.detach()
+    if previous is not None:
+        spread = selection.std() if rim.config.sticky_scale == "spread" else 1.0
+        selection = selection + rim.sticky_bonus * spread * previous
     active_ids = set(th.topk(selection, rim.top_k).indices.tolist())
 
     candidates_h, candidates_c = [], []

@@ -235,6 +235,17 @@ def test_aggregate_seeds_may_go_beyond_the_suites(tmp_path):
     assert "--seeds 0 1 2 3" in (tmp_path / "tiny/summary.md").read_text()
 
 
+def test_aggregate_checks_the_variant_the_cli_names(tmp_path):
+    data = tiny_suite(seeds=(0,))
+    fake_results(tmp_path, data, {spec.key: [(0, 0.0), (512, 1.0)] for spec in suite_from_dict(data).runs()})
+    path = write_suite(tmp_path, data)
+    assert main(["aggregate", str(path), "--out", str(tmp_path), "--candidate", "ppo_lstm", "--baseline", "metarim_ppo"]) == 0
+    assert "## `ppo_lstm` against `metarim_ppo`" in (tmp_path / "tiny/summary.md").read_text()
+    known = r"known: \['metarim_ppo', 'ppo_framestack', 'ppo_lstm'\]"
+    with pytest.raises(ValueError, match=r"--candidate 'sticky9': not in the suite; " + known):
+        main(["aggregate", str(path), "--out", str(tmp_path), "--candidate", "sticky9"])
+
+
 def write_progress(folder: Path, name: str, rows: list[tuple[int, float | None]]) -> None:
     """An SB3 ``progress.csv``: ``(total_timesteps, ep_rew_mean)`` rows (None: no episode ended yet), plus a loss."""
     frame = pd.DataFrame(
@@ -567,6 +578,21 @@ def test_init_from_waits_then_fine_tunes_the_pretrained_model(tmp_path, capsys):
     config = __import__("json").loads((pretrained / "config.json").read_text())
     assert config["init_from"].endswith("pre/sb3_metarim-CueMemory-v0/metarim_ppo/seed0")
     assert pd.read_csv(pretrained / "eval.csv")["timesteps"].tolist() == [0, 64, 128]  # counted from 0
+
+
+def test_init_from_a_finished_run_without_its_model_fails_saying_why(tmp_path, capsys):
+    """A clone holds finished runs' results but not their models (git ignores *.zip): say so, train nothing."""
+    (tmp_path / "p").mkdir()
+    (tmp_path / "f").mkdir()
+    pre, fine = fine_tune_suites(tmp_path)
+    out = tmp_path / "out"
+    assert main(["run", str(pre), "--out", str(out)]) == 0
+    (out / "pre/sb3_metarim-CueMemory-v0/metarim_ppo/seed0/model.zip").unlink()
+    assert main(["run", str(fine), "--out", str(out), "--variant", "pretrained"]) == 1
+    error = capsys.readouterr().err
+    assert "FileNotFoundError: init_from='pre/sb3_metarim-CueMemory-v0/metarim_ppo/seed{seed}'" in error
+    assert "is finished (done.json) but its model.zip is not here" in error
+    assert not (out / "fine/sb3_metarim-CueMemory-v0/pretrained/seed0/eval.csv").exists()
 
 
 def test_load_pretrained_keeps_weights_and_both_optimizers(tmp_path):

@@ -211,6 +211,7 @@ def test_batch_independence(cell):
         (dict(dense_size=-1), "dense_size=-1"),
         (dict(sticky_bonus=-0.1), "sticky_bonus=-0.1"),
         (dict(sticky_bonus=float("inf")), "sticky_bonus=inf"),
+        (dict(sticky_scale="relative"), "sticky_scale='relative'"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
@@ -219,11 +220,15 @@ def test_bad_arguments_are_named(kwargs, message):
         RIM(5, **args)
 
 
-@pytest.mark.parametrize("bonus", [0.0, RIMConfig.sticky_bonus], ids=["paper", "default_sticky"])
+@pytest.mark.parametrize(
+    "bonus, scale",
+    [(0.0, "absolute"), (RIMConfig.sticky_bonus, "absolute"), (1.0, "spread")],
+    ids=["paper", "default_sticky", "spread_sticky"],
+)
 @pytest.mark.parametrize("cell", CELLS)
-def test_batched_step_equals_plain_reference(cell, bonus):
+def test_batched_step_equals_plain_reference(cell, bonus, scale):
     """Forward values, active sets and every gradient match the module-by-module equations."""
-    rim = make_rim(cell, comm_heads=2, sticky_bonus=bonus)
+    rim = make_rim(cell, comm_heads=2, sticky_bonus=bonus, sticky_scale=scale)
     x = th.randn(5, 3, 5, requires_grad=True)
     state = random_state(rim, 3)
     if bonus:  # a real last activity: top_k ones

@@ -70,12 +70,15 @@ def test_save_load_round_trip(cue_env, tmp_path, meta, core_options):
 
 
 def test_a_model_saved_before_the_sticky_default_loads_with_the_paper_selection(cue_env, tmp_path):
-    """sticky_bonus became 0.1 by default (it was 0): a new model's file records it, and a file without it predates
-    the change, so it loads with 0, the selection it was trained with, and acts as it did."""
+    """sticky_bonus's default was 0, then 0.1, now 0.3: a new model's file records it (so a file of the 0.1 days
+    says 0.1), and a file without it predates the first change, so it loads with 0, the selection it was trained
+    with, and acts as it did."""
     model = make_model(cue_env)
-    assert model.policy_kwargs["sticky_bonus"] == RIMConfig.sticky_bonus == 0.1 == model.policy.core_config.sticky_bonus
+    assert model.policy_kwargs["sticky_bonus"] == RIMConfig.sticky_bonus == 0.3 == model.policy.core_config.sticky_bonus
     model.save(tmp_path / "new")
-    assert MetaRIMPPO.load(tmp_path / "new").policy.core_config.sticky_bonus == 0.1
+    assert MetaRIMPPO.load(tmp_path / "new").policy.core_config.sticky_bonus == 0.3
+    make_model(cue_env, policy_kwargs=dict(SMALL_CORE, sticky_bonus=0.1)).save(tmp_path / "day")
+    assert MetaRIMPPO.load(tmp_path / "day").policy.core_config.sticky_bonus == 0.1
     legacy = make_model(cue_env, policy_kwargs=dict(SMALL_CORE, sticky_bonus=0.0))
     del legacy.policy_kwargs["sticky_bonus"]  # what a model saved before the change holds
     legacy.save(tmp_path / "legacy")

@@ -48,7 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         command = " ".join(["python -m sb3_metarim.benchmark", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
         # --seeds widens as well as narrows: an ablation round may add seeds beyond the suite's own.
         seeds = suite.seeds if args.seeds is None else tuple(args.seeds)
-        report = aggregate_suite(dataclasses.replace(suite, seeds=seeds), args.out, command=command)
+        known = [variant.name for variant in suite.variants]
+        for option in ("candidate", "baseline"):
+            if getattr(args, option) not in known:
+                raise ValueError(f"--{option} {getattr(args, option)!r}: not in the suite; known: {known}")
+        suite = dataclasses.replace(suite, seeds=seeds)
+        report = aggregate_suite(suite, args.out, command=command, candidate=args.candidate, baseline=args.baseline)
         print(f"report: {report}")
         return 0
     return run_grid(runs, args.out, args.workers, args.num_threads, args.device, args.verbose)
@@ -116,5 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     seeds_help = "only these seeds (aggregate: these instead of the suite's, finished runs only)"
     parser.add_argument("--seeds", nargs="+", type=int, help=seeds_help)
     parser.add_argument("--device", default="cpu", help="torch device of the runs (default cpu)")
+    parser.add_argument("--candidate", default="metarim_ppo", help="aggregate: the variant the verdict table checks")
+    parser.add_argument("--baseline", default="ppo_lstm", help="aggregate: the variant it is checked against")
     parser.add_argument("--verbose", type=int, default=0)
     return parser

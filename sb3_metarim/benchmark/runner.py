@@ -66,6 +66,7 @@ TRANSFER_COLUMNS = ("timesteps", "level", "env_id", "return_mean", "return_std",
 EVAL_SEED_OFFSET = 10_000
 TRANSFER_SEED_OFFSET = 20_000
 DONE_FILE = "done.json"
+MODEL_FILE = "model.zip"
 TRANSFER_FILE = "transfer.csv"
 
 
@@ -93,6 +94,13 @@ def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str
     init_folder = spec.init_folder(root)
     if not resumed and init_folder is not None and not (init_folder / DONE_FILE).exists():
         return "waiting"
+    if not resumed and init_folder is not None and not (init_folder / MODEL_FILE).exists():
+        # Models are not committed (git ignores *.zip): a clone has the finished run's results, not its model.
+        raise FileNotFoundError(
+            f"init_from={spec.variant.init_from!r}: {init_folder} is finished ({DONE_FILE}) but its {MODEL_FILE} is "
+            "not here (models stay on the machine that trained them); copy it there, or retrain that run into "
+            "another --out and copy its model"
+        )
     if init_folder is not None and spec.hyperparams.get("normalize", False):
         raise ValueError(f"{spec.describe()}: init_from with normalize: a finished run keeps no VecNormalize statistics")
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,7 +112,7 @@ def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str
         model = algo_class.load(checkpoint.model_path, env=env, device=device)
         model.set_random_seed(spec.seed + model.num_timesteps)
     elif init_folder is not None:
-        model = load_pretrained(spec, algo_class, init_folder / "model.zip", env, device, verbose)
+        model = load_pretrained(spec, algo_class, init_folder / MODEL_FILE, env, device, verbose)
     else:
         model = build_model(spec, algo_class, env, device, verbose)
     # The algorithm's own log (losses, KL, module activity) as SB3 writes it, one file per start.
@@ -119,7 +127,7 @@ def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str
 
     callback = EvalCheckpointCallback(eval_env, log, checkpoint, spec.env.eval_freq, spec.env.n_eval_episodes, transfer)
     model.learn(spec.env.n_timesteps - model.num_timesteps, callback=callback, reset_num_timesteps=False)
-    model.save(folder / "model.zip")
+    model.save(folder / MODEL_FILE)
     with open(folder / DONE_FILE, "w") as file:
         json.dump({"timesteps": model.num_timesteps, "evaluations": len(log.rows())}, file)
     checkpoint.remove()
@@ -440,7 +448,7 @@ def _transfer_finished_run(spec: RunSpec, folder: Path, device: str) -> None:
     timesteps = _done_timesteps(folder)
     transfer = Transfer(spec, folder)
     transfer.log.truncate_after(timesteps - 1)  # a partial evaluation at the last step
-    model = _algorithm_class(spec.variant.algo).load(folder / "model.zip", device=device)
+    model = _algorithm_class(spec.variant.algo).load(folder / MODEL_FILE, device=device)
     if model.num_timesteps != timesteps:
         raise ValueError(f"{folder}: model.zip is at {model.num_timesteps} steps, done.json says {timesteps}")
     transfer.evaluate(model)
