@@ -76,9 +76,9 @@ class RIMConfig(CoreOptions):
         is unchanged. With a bonus and a selection (``top_k < num_units``) the state also carries the last step's
         activity: ``num_units`` values (1 or 0) after the rest of each of ``h`` and ``c``, which ``hidden_size``
         counts and ``output_size`` does not, so that the rollout buffer replays the same selection in training as
-        in collection. The default (0.3; 0 before 2026-11-28, then 0.1 for a day) learned the memory suite best and
-        without a collapse (README, memory suite section): on those tasks it keeps the set chosen at an episode's
-        first step. A model saved with 0 or 0.1 as the default loads with what it was trained with
+        in collection. The default (0.3; 0 before 2026-11-28, then 0.1 for part of that day) learned the memory
+        suite best and without a collapse (README, memory suite section): on those tasks it keeps the set chosen at
+        an episode's first step. A model saved with 0 or 0.1 as the default loads with what it was trained with
         (:data:`CHANGED_DEFAULTS`; 0.1 is in such a file's ``policy_kwargs``).
     :param sticky_scale: The unit of ``sticky_bonus``: ``"absolute"``, a score difference; ``"spread"``, the
         standard deviation of the core's input-attention scores over its modules at that step (per sample), so the
