@@ -92,15 +92,16 @@ def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str
     checkpoint = Checkpoint(folder)
     resumed = checkpoint.exists()
     init_folder = spec.init_folder(root)
-    if not resumed and init_folder is not None and not (init_folder / DONE_FILE).exists():
-        return "waiting"
-    if not resumed and init_folder is not None and not (init_folder / MODEL_FILE).exists():
-        # Models are not committed (git ignores *.zip): a clone has the finished run's results, not its model.
-        raise FileNotFoundError(
-            f"init_from={spec.variant.init_from!r}: {init_folder} is finished ({DONE_FILE}) but its {MODEL_FILE} is "
-            "not here (models stay on the machine that trained them); copy it there, or retrain that run into "
-            "another --out and copy its model"
-        )
+    if not resumed and init_folder is not None:
+        if not (init_folder / DONE_FILE).exists():
+            return "waiting"
+        if not (init_folder / MODEL_FILE).exists():
+            # Models are not committed (git ignores *.zip): a clone has the finished run's results, not its model.
+            raise FileNotFoundError(
+                f"init_from={spec.variant.init_from!r}: {init_folder} is finished ({DONE_FILE}) but its {MODEL_FILE} "
+                "is not here (models stay on the machine that trained them); copy it there, or retrain that run into "
+                "another --out and copy its model"
+            )
     if init_folder is not None and spec.hyperparams.get("normalize", False):
         raise ValueError(f"{spec.describe()}: init_from with normalize: a finished run keeps no VecNormalize statistics")
     folder.mkdir(parents=True, exist_ok=True)
