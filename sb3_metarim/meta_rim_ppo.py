@@ -1,6 +1,7 @@
 """MetaRIMPPO: RecurrentPPO with a RIM core, trained on a fast and a slow timescale."""
 
 import base64
+import copy
 import json
 import math
 import pickle
@@ -104,6 +105,12 @@ class MetaRIMPPO(RecurrentPPO):
     :param slow_interval: Rollouts between slow phases (1: after every rollout).
     :param slow_n_epochs: Epochs of each slow phase.
     :param slow_learning_rate: Learning rate of the slow set, float or schedule.
+    :param slow_max_kl: Reject a slow phase whose step moved the policy too far: after it, the approximate KL
+        between the policy before and after it is measured on the whole rollout (one pass without gradients), and
+        above this value the slow parameters and the slow optimizer's state go back to where they were before it
+        (logged as ``train/slow_rollout_kl`` and ``train/slow_rejected``). A hard top-k selection makes the policy a
+        discontinuous function of the attention weights, so a small slow step can flip which modules answer and
+        collapse a learned policy; ``target_kl`` only stops after such a step. ``None`` (default): never rejected.
     :param slow_parameters: Regular expressions (``re.search``) over ``policy.named_parameters()``
         names selecting the slow set. ``None`` (default): the core's default slow set
         (:func:`sb3_metarim.cores.default_slow_parameters`): the RIM's attention weights
@@ -156,10 +163,11 @@ class MetaRIMPPO(RecurrentPPO):
         slow_n_epochs: int = 1,
         slow_learning_rate: float | Schedule = 1e-4,
         slow_parameters: Sequence[str] | None = None,
+        slow_max_kl: float | None = None,
         check_nan: bool = True,
         _init_setup_model: bool = True,
     ):
-        check_meta_arguments(meta, fast_span, slow_interval, slow_n_epochs, slow_learning_rate, slow_parameters)
+        check_meta_arguments(meta, fast_span, slow_interval, slow_n_epochs, slow_learning_rate, slow_parameters, slow_max_kl)
         # RecurrentPPO's own arguments, checked here and passed on unchanged.
         ppo_arguments = dict(
             learning_rate=learning_rate,
@@ -206,6 +214,7 @@ class MetaRIMPPO(RecurrentPPO):
         self.slow_n_epochs = slow_n_epochs
         self.slow_learning_rate = slow_learning_rate
         self.slow_parameters = None if slow_parameters is None else list(slow_parameters)
+        self.slow_max_kl = slow_max_kl
         self.slow_optimizer: th.optim.Optimizer | None = None
         self._n_rollouts_trained = 0
         self.check_nan = check_nan
@@ -291,10 +300,13 @@ class MetaRIMPPO(RecurrentPPO):
                 refresh_batch = max(self.batch_size, REFRESH_BATCH_STEPS)
                 self.rollout_buffer.refresh_log_probs(self._log_prob, span=self.n_steps, batch_size=refresh_batch)
             slow_lr = self.slow_lr_schedule(progress)
+            before = self._slow_snapshot() if self.slow_max_kl is not None else None
             slow = self._train_phase(
                 self.slow_optimizer, slow_lr, self.slow_n_epochs, self.n_steps, clip_range, clip_range_vf, activity
             )
             self._record(slow, slow_lr, prefix="slow_")
+            if before is not None:
+                self._reject_far_slow_step(before, refresh_batch)
 
         for unit, rate in enumerate(activity.rates()):
             self.logger.record(f"rim/active_rate_unit{unit}", rate)
@@ -309,6 +321,36 @@ class MetaRIMPPO(RecurrentPPO):
         self.logger.record("train/clip_range", clip_range)
         if clip_range_vf is not None:
             self.logger.record("train/clip_range_vf", clip_range_vf)
+
+    def _slow_snapshot(self) -> tuple[list[th.Tensor], dict[str, Any]]:
+        """:return: copies of the slow parameters and of the slow optimizer's state."""
+        params = [param for group in self.slow_optimizer.param_groups for param in group["params"]]
+        return [param.detach().clone() for param in params], copy.deepcopy(self.slow_optimizer.state_dict())
+
+    def _reject_far_slow_step(self, before: tuple[list[th.Tensor], dict[str, Any]], batch_size: int) -> None:
+        """
+        Measure how far the slow phase moved the policy on the whole rollout; beyond ``slow_max_kl``, put the slow
+        parameters and optimizer back to ``before`` (:meth:`_slow_snapshot`, taken just before the phase).
+        """
+        # The buffer holds the log-probabilities of the policy the slow phase started from (refreshed for it).
+        old_log_probs = self.rollout_buffer.log_probs.copy()
+        with th.no_grad():
+            self.rollout_buffer.refresh_log_probs(self._log_prob, span=self.n_steps, batch_size=batch_size)
+        log_ratio = self.rollout_buffer.log_probs - old_log_probs
+        rollout_kl = float(np.mean(np.expm1(log_ratio) - log_ratio))
+        rejected = rollout_kl > self.slow_max_kl
+        if rejected:
+            params, optimizer_state = before
+            with th.no_grad():
+                for param, saved in zip(
+                    (param for group in self.slow_optimizer.param_groups for param in group["params"]), params, strict=True
+                ):
+                    param.copy_(saved)
+            self.slow_optimizer.load_state_dict(optimizer_state)
+            if self.verbose >= 1:
+                print(f"Slow phase rejected: its approximate KL on the rollout is {rollout_kl:.3f} > {self.slow_max_kl}")
+        self.logger.record("train/slow_rollout_kl", rollout_kl)
+        self.logger.record("train/slow_rejected", float(rejected))
 
     def _train_phase(
         self,
@@ -499,6 +541,7 @@ def check_meta_arguments(
     slow_n_epochs: int,
     slow_learning_rate: float | Schedule,
     slow_parameters: Sequence[str] | None,
+    slow_max_kl: float | None = None,
 ) -> None:
     """Raise a ``ValueError`` naming the first fast/slow argument that is not allowed."""
     if not isinstance(meta, bool):
@@ -508,6 +551,8 @@ def check_meta_arguments(
             raise ValueError(f"{name}={value!r}: must be an integer >= 1")
     if not callable(slow_learning_rate) and not (isinstance(slow_learning_rate, (int, float)) and slow_learning_rate > 0):
         raise ValueError(f"slow_learning_rate={slow_learning_rate!r}: must be a positive float or a schedule")
+    if slow_max_kl is not None and not (_is_real(slow_max_kl) and slow_max_kl > 0):
+        raise ValueError(f"slow_max_kl={slow_max_kl!r}: must be a positive number or None")
     if slow_parameters is None:
         return
     if isinstance(slow_parameters, str) or not slow_parameters or not all(isinstance(p, str) for p in slow_parameters):

@@ -46,6 +46,7 @@ ARGUMENTS = {
     "slow_interval": (st.integers(1, 4), st.sampled_from([0, "2"])),
     "slow_n_epochs": (st.integers(1, 2), st.sampled_from([0, -3])),
     "slow_learning_rate": (st.floats(1e-5, 1e-3), st.sampled_from([0.0, -1e-4, "slow"])),
+    "slow_max_kl": (st.one_of(st.none(), st.floats(0.01, 1.0)), st.sampled_from([0.0, -0.1, NAN, "0.1"])),
     "slow_parameters": (st.sampled_from([None, ["input_attention"]]), st.sampled_from([[], "attention", ["("], ["nothing"]])),
     "check_nan": (st.booleans(), st.sampled_from([1, "yes"])),
 }

@@ -2,6 +2,7 @@
 
 import pytest
 import torch as th
+from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_metarim import MetaRIMPPO
 from sb3_metarim.meta_rim_ppo import DEFAULT_SLOW_PARAMETERS
@@ -217,3 +218,35 @@ def test_no_active_set_diagnostic_without_a_rim(cue_env):
     model = make_model(cue_env, meta=False, policy_kwargs=dict(recurrent_core="lstm", num_units=2, unit_size=8))
     model.learn(32)
     assert "rim/active_set_changed" not in model.logger.name_to_value
+
+
+def slow_set(model: MetaRIMPPO) -> list[th.Tensor]:
+    return [param.detach().clone() for group in model.slow_optimizer.param_groups for param in group["params"]]
+
+
+def test_slow_max_kl_rejects_a_slow_phase_that_moves_the_policy_too_far(cue_env):
+    # A slow learning rate this high moves the policy by far more than the limit: every slow phase is undone.
+    model = make_model(cue_env, slow_interval=1, slow_learning_rate=0.05, slow_max_kl=1e-9)
+    initial = slow_set(model)
+    spy = PhaseSpy(model)
+    model.learn(64)
+    slow_calls = [call for call in spy.calls if call["phase"] == "slow"]
+    assert len(slow_calls) == 2 and all(call["changed"] for call in slow_calls), "the slow phases took steps"
+    assert all(th.equal(before, after) for before, after in zip(initial, slow_set(model), strict=True))
+    assert model.slow_optimizer.state_dict()["state"] == {}, "the slow optimizer's moments were restored too"
+    logged = model.logger.name_to_value
+    assert logged["train/slow_rejected"] == 1.0 and logged["train/slow_rollout_kl"] > 1e-9
+
+
+def test_slow_max_kl_keeps_a_slow_phase_within_it_and_changes_nothing_else():
+    # The measurement is one pass without gradients and draws no random numbers: a limit that is not reached
+    # trains exactly as no limit does.
+    models = [
+        make_model(make_vec_env("sb3_metarim/CueMemory-v0", n_envs=2, seed=0), slow_interval=1, slow_max_kl=limit).learn(64)
+        for limit in (None, 1e9)
+    ]
+    unlimited, limited = (snapshot(model) for model in models)
+    assert all(th.equal(unlimited[name], limited[name]) for name in unlimited)
+    logged = models[1].logger.name_to_value
+    assert logged["train/slow_rejected"] == 0.0 and 0.0 <= logged["train/slow_rollout_kl"] < 1e9
+    assert "train/slow_rejected" not in models[0].logger.name_to_value

@@ -36,7 +36,9 @@ def rollout_actions(model, obs, n_steps: int = 6) -> list[np.ndarray]:
 )
 def test_save_load_round_trip(cue_env, tmp_path, meta, core_options):
     policy_kwargs = SMALL_CORE | core_options
-    model = make_model(cue_env, meta=meta, fast_span=3, slow_n_epochs=2, slow_learning_rate=5e-5, policy_kwargs=policy_kwargs)
+    model = make_model(
+        cue_env, meta=meta, fast_span=3, slow_n_epochs=2, slow_learning_rate=5e-5, slow_max_kl=0.5, policy_kwargs=policy_kwargs
+    )
     model.learn(64)
     model.save(tmp_path / "model")
     loaded = MetaRIMPPO.load(tmp_path / "model", env=cue_env)
@@ -47,6 +49,7 @@ def test_save_load_round_trip(cue_env, tmp_path, meta, core_options):
         "slow_n_epochs",
         "slow_learning_rate",
         "slow_parameters",
+        "slow_max_kl",
         "_n_rollouts_trained",
     ):
         assert getattr(loaded, name) == getattr(model, name), name

@@ -27,6 +27,7 @@ from .conftest import SMALL_CORE
         (dict(slow_interval=-1), r"slow_interval=-1"),
         (dict(slow_n_epochs=0), r"slow_n_epochs=0"),
         (dict(slow_learning_rate=-1.0), r"slow_learning_rate=-1.0"),
+        (dict(slow_max_kl=0.0), r"slow_max_kl=0.0: must be a positive number or None"),
         (dict(slow_parameters="attention"), r"slow_parameters='attention': must be a non-empty list"),
         (dict(slow_parameters=["("]), r"'\(' is not a valid regular expression"),
         (dict(slow_parameters=["no_such_parameter"]), r"slow_parameters=\['no_such_parameter'\]: matches no parameter"),
