@@ -3,6 +3,8 @@
 from dataclasses import asdict, fields
 from typing import Any
 
+from sb3_metarim.validation import check_positive_int
+
 
 class CoreOptions:
     """
@@ -26,3 +28,33 @@ class CoreOptions:
     def as_dict(self) -> dict[str, Any]:
         """:return: the options as keyword arguments (``type(config)(**config.as_dict()) == config``)."""
         return asdict(self)
+
+    @classmethod
+    def options_for_width(cls, width: int, options: dict[str, Any]) -> dict[str, Any] | None:
+        """
+        ``RecurrentPPO``'s ``lstm_hidden_size`` as this core's options (a ``ValueError`` naming them when they
+        disagree with it).
+
+        :param width: The width asked for, a positive integer.
+        :param options: The core options given.
+        :return: the options that set the width; ``None`` (this base): the core takes its width from its options
+            alone.
+        """
+        return None
+
+
+def split_over_units(width: int, num_units: object, what: str) -> int:
+    """
+    :param width: A width to share equally among ``num_units`` modules.
+    :param num_units: The number of modules.
+    :param what: How the message names ``width`` (e.g. ``"lstm_hidden_size=192"``).
+    :return: each module's width; a ``ValueError`` naming both when ``num_units`` does not divide ``width``.
+    """
+    check_positive_int("num_units", num_units)
+    if width < num_units or width % num_units:
+        divisors = [n for n in range(1, min(width, 16) + 1) if width % n == 0]
+        raise ValueError(
+            f"{what} is not divisible by num_units={num_units!r}: each module gets an equal share; pass num_units "
+            f"dividing it (e.g. {divisors}) or unit_size instead"
+        )
+    return width // num_units

@@ -17,7 +17,7 @@ arguments and build the chosen core's config from them (:func:`core_config_class
 
 ============  =========================================================================================
 ``"lstm"``    ``nn.LSTM(input_size, hidden_size, num_layers, **lstm_kwargs)``, sb3-contrib's own core; its
-              width ``lstm_hidden_size``, else :class:`~sb3_metarim.rim.RIMConfig`'s ``num_units * unit_size``
+              width ``lstm_hidden_size``, else :class:`LSTMConfig`'s ``num_units * unit_size``
 ``"rim"``     :class:`~sb3_metarim.rim.RIM`, its options those of :class:`~sb3_metarim.rim.RIMConfig`
 ``"metods"``  :class:`~sb3_metarim.metods.MetODS`, its options those of :class:`~sb3_metarim.metods.MetODSConfig`
 ============  =========================================================================================
@@ -29,12 +29,15 @@ arguments and build the chosen core's config from them (:func:`core_config_class
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
+from sb3_metarim.core_options import CoreOptions, split_over_units
 from sb3_metarim.metods import METODS_SLOW_PARAMETERS, MetODS, MetODSConfig
 from sb3_metarim.rim import RIM, RIMConfig
+from sb3_metarim.validation import check_positive_int
 
 CoreBuilder = Callable[..., nn.Module]
 
@@ -48,11 +51,62 @@ METODS_CORE = "metods"
 RIM_SLOW_PARAMETERS = ("input_attention", "communication_attention")
 LSTM_SLOW_PARAMETERS = ("value_net", "lstm_critic")
 
+
+@dataclass(frozen=True)
+class LSTMConfig(CoreOptions):
+    """
+    The options of the ``"lstm"`` core (an ``nn.LSTM``, for ablations beside a RIM): its width as the RIM's names
+    say it, ``num_units * unit_size``, so that an ablation sets the same width the same way; ``lstm_hidden_size``
+    sets it directly. The default, 6 x 32 = 192, is the paper's RIM width (the RIM's own default ``unit_size``
+    became 16 with a dense LSTM of 96 beside the modules: 192 as well).
+
+    :param num_units: How many RIM modules the width stands for.
+    :param unit_size: The width of each.
+    """
+
+    num_units: int = 6
+    unit_size: int = 32
+
+    @property
+    def hidden_size(self) -> int:
+        """The ``nn.LSTM``'s width, ``num_units * unit_size``."""
+        return self.num_units * self.unit_size
+
+    def validate(self) -> "LSTMConfig":
+        """Raise a ``ValueError`` naming an option that is not a positive integer. :return: ``self``, checked."""
+        check_positive_int("num_units", self.num_units)
+        check_positive_int("unit_size", self.unit_size)
+        return self
+
+    @classmethod
+    def options_for_width(cls, width: int, options: dict[str, Any]) -> dict[str, Any]:
+        """
+        ``lstm_hidden_size`` as the ``nn.LSTM``'s width: ``num_units=1, unit_size=width``, or split over
+        ``num_units`` when that is given; with ``unit_size`` given, ``num_units * unit_size`` must equal it.
+
+        :param width: The width asked for, a positive integer.
+        :param options: The options given.
+        :return: ``num_units`` and ``unit_size``.
+        """
+        if "unit_size" in options:
+            num_units, unit_size = options.get("num_units", cls.num_units), options["unit_size"]
+            check_positive_int("num_units", num_units)
+            check_positive_int("unit_size", unit_size)
+            if num_units * unit_size != width:
+                raise ValueError(
+                    f"lstm_hidden_size={width!r} and num_units={num_units!r}, unit_size={unit_size!r}: the width is "
+                    f"num_units * unit_size = {num_units * unit_size!r}; give lstm_hidden_size or unit_size"
+                )
+            return {"num_units": num_units, "unit_size": unit_size}
+        num_units = options.get("num_units", 1)
+        return {"num_units": num_units, "unit_size": split_over_units(width, num_units, f"lstm_hidden_size={width!r}")}
+
+
 CORES: dict[str, CoreBuilder] = {}
 # Each core's default slow set (a core registered without one needs slow_parameters given with meta=True).
 CORE_SLOW_PARAMETERS: dict[str, tuple[str, ...] | None] = {}
 # The config class of each core (the one home of its options); None: a core registered without one, which takes
-# RIMConfig's fields unchecked (as the "lstm" core, which uses only num_units and unit_size).
+# LSTMConfig's fields (num_units and unit_size, a width of num_units * unit_size) unchecked.
 CORE_CONFIGS: dict[str, type | None] = {}
 
 
@@ -70,7 +124,8 @@ def register_core(
     :param name: The core's name.
     :param builder: ``builder(input_size, **options) -> nn.Module``, the module behaving like ``nn.LSTM``.
     :param config: The class of its options (see the module's docstring); the policies pass ``builder`` its fields,
-        validated. ``None``: :class:`~sb3_metarim.rim.RIMConfig`'s fields, not validated.
+        validated. ``None``: :class:`LSTMConfig`'s fields (``num_units``, ``unit_size``: a width of ``num_units *
+        unit_size``), not validated.
     :param replace: Allow replacing a registered core of that name (otherwise a ``ValueError``).
     :param slow_parameters: The core's default slow set for fast/slow training (patterns over the policy's
         parameter names); ``None``: none, ``MetaRIMPPO(meta=True)`` then needs ``slow_parameters``.
@@ -95,7 +150,7 @@ def default_slow_parameters(name: str) -> tuple[str, ...] | None:
 def core_config_class(name: str) -> type:
     """:return: the config class of the registered core ``name`` (a ``ValueError`` if it is not registered)."""
     check_core_name(name)
-    return CORE_CONFIGS[name] or RIMConfig
+    return CORE_CONFIGS[name] or LSTMConfig
 
 
 def core_option_owners() -> dict[str, list[str]]:
@@ -141,6 +196,6 @@ def build_metods(input_size: int, config: MetODSConfig | None = None, **options:
     return MetODS(input_size, config, **options)
 
 
-register_core(LSTM_CORE, build_lstm, slow_parameters=LSTM_SLOW_PARAMETERS)
+register_core(LSTM_CORE, build_lstm, config=LSTMConfig, slow_parameters=LSTM_SLOW_PARAMETERS)
 register_core(RIM_CORE, build_rim, config=RIMConfig, slow_parameters=RIM_SLOW_PARAMETERS)
 register_core(METODS_CORE, build_metods, config=MetODSConfig, slow_parameters=METODS_SLOW_PARAMETERS)

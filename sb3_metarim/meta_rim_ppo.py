@@ -39,6 +39,9 @@ DEFAULT_SLOW_PARAMETERS = RIM_SLOW_PARAMETERS
 # Steps per forward pass when the slow phase re-computes the log-probabilities (no gradients are kept): the whole
 # buffer of the zoo's 16 envs x 128 steps in one pass, while an image observation's activations stay bounded.
 REFRESH_BATCH_STEPS = 2048
+# Arguments whose default changed, each with the value that models saved before the change were trained with
+# (`load` gives it to a file that lacks the argument). The core's options have theirs: sb3_metarim.rim.CHANGED_DEFAULTS.
+CHANGED_ALGORITHM_DEFAULTS = {"slow_max_kl": None}
 SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
@@ -110,7 +113,10 @@ class MetaRIMPPO(RecurrentPPO):
         above this value the slow parameters and the slow optimizer's state go back to where they were before it
         (logged as ``train/slow_rollout_kl`` and ``train/slow_rejected``). A hard top-k selection makes the policy a
         discontinuous function of the attention weights, so a small slow step can flip which modules answer and
-        collapse a learned policy; ``target_kl`` only stops after such a step. ``None`` (default): never rejected.
+        collapse a learned policy; ``target_kl`` only stops after such a step. ``None``: never rejected (the paper's
+        scheme, and the default before 2026-11-28's round 21; a model saved before then loads with ``None``).
+        Default 0.05: on the memory suite it undid only the rare slow phases that moved the policy by a KL of 0.8 or
+        more, and kept a learned policy from collapsing (README, memory suite section, round 20).
     :param slow_parameters: Regular expressions (``re.search``) over ``policy.named_parameters()``
         names selecting the slow set. ``None`` (default): the core's default slow set
         (:func:`sb3_metarim.cores.default_slow_parameters`): the RIM's attention weights
@@ -163,7 +169,7 @@ class MetaRIMPPO(RecurrentPPO):
         slow_n_epochs: int = 1,
         slow_learning_rate: float | Schedule = 1e-4,
         slow_parameters: Sequence[str] | None = None,
-        slow_max_kl: float | None = None,
+        slow_max_kl: float | None = 0.05,
         check_nan: bool = True,
         _init_setup_model: bool = True,
     ):
@@ -322,10 +328,13 @@ class MetaRIMPPO(RecurrentPPO):
         if clip_range_vf is not None:
             self.logger.record("train/clip_range_vf", clip_range_vf)
 
+    def _slow_params(self) -> list[th.Tensor]:
+        """:return: the slow set's parameters, in the slow optimizer's order."""
+        return [param for group in self.slow_optimizer.param_groups for param in group["params"]]
+
     def _slow_snapshot(self) -> tuple[list[th.Tensor], dict[str, Any]]:
         """:return: copies of the slow parameters and of the slow optimizer's state."""
-        params = [param for group in self.slow_optimizer.param_groups for param in group["params"]]
-        return [param.detach().clone() for param in params], copy.deepcopy(self.slow_optimizer.state_dict())
+        return [param.detach().clone() for param in self._slow_params()], copy.deepcopy(self.slow_optimizer.state_dict())
 
     def _reject_far_slow_step(self, before: tuple[list[th.Tensor], dict[str, Any]], batch_size: int) -> None:
         """
@@ -342,9 +351,7 @@ class MetaRIMPPO(RecurrentPPO):
         if rejected:
             params, optimizer_state = before
             with th.no_grad():
-                for param, saved in zip(
-                    (param for group in self.slow_optimizer.param_groups for param in group["params"]), params, strict=True
-                ):
+                for param, saved in zip(self._slow_params(), params, strict=True):
                     param.copy_(saved)
             self.slow_optimizer.load_state_dict(optimizer_state)
             if self.verbose >= 1:
@@ -421,7 +428,10 @@ class MetaRIMPPO(RecurrentPPO):
         algorithm (a policy that is not a :class:`~sb3_metarim.policies.RIMActorCriticPolicy`, e.g.
         ``RecurrentPPO``'s), is a ``ValueError`` naming the file and what is wrong.
         """
-        check_saved_model(path, cls.__name__)
+        data = check_saved_model(path, cls.__name__)
+        if data is not None:
+            # A file saved before an argument's default changed lacks it: it was trained with the old value.
+            kwargs = {**{name: old for name, old in CHANGED_ALGORITHM_DEFAULTS.items() if name not in data}, **kwargs}
         model = super().load(path, env=env, **kwargs)
         if not model.check_nan and model.env is not None:
             remove_finite_check(model.env)
@@ -647,7 +657,7 @@ def check_policy_for_space(policy: Any, aliases: dict[str, type[BasePolicy]], ob
         )
 
 
-def check_saved_model(path: Any, algo_name: str = "MetaRIMPPO") -> None:
+def check_saved_model(path: Any, algo_name: str = "MetaRIMPPO") -> dict[str, Any] | None:
     """
     Raise a ``ValueError`` naming the file and what is wrong when ``path`` is not a readable model zip of one of
     our algorithms: truncated or corrupt (a CRC or deflate error), without SB3's ``data`` entry, or saved by another
@@ -655,14 +665,16 @@ def check_saved_model(path: Any, algo_name: str = "MetaRIMPPO") -> None:
 
     :param path: What ``load`` was given (``.zip`` appended when the path alone does not exist, as SB3 does).
     :param algo_name: The loading class's name, for the message.
+    :return: the file's SB3 ``data`` entry (its attributes, serialized); ``None`` for a file object or a path that
+        is not a file.
     """
     if not isinstance(path, (str, Path)):
-        return
+        return None
     path = Path(path)
     if not path.exists() and path.suffix != ".zip" and path.with_name(path.name + ".zip").exists():
         path = path.with_name(path.name + ".zip")
     if not path.is_file():
-        return  # SB3 raises FileNotFoundError naming it
+        return None  # SB3 raises FileNotFoundError naming it
     size = path.stat().st_size
     try:
         with zipfile.ZipFile(path) as archive:
@@ -686,13 +698,14 @@ def check_saved_model(path: Any, algo_name: str = "MetaRIMPPO") -> None:
     try:
         saved_policy = _load_serialized_class(policy_class)
     except Exception:
-        return  # SB3 reports what it cannot unpickle
+        return data  # SB3 reports what it cannot unpickle
     if isinstance(saved_policy, type) and not issubclass(saved_policy, RIMActorCriticPolicy):
         hint = " (sb3_contrib.RecurrentPPO.load)" if module.startswith("sb3_contrib.common.recurrent") else ""
         raise ValueError(
             f"{path}: saved by another algorithm: its policy is {module}.{saved_policy.__name__}, not a "
             f"RIMActorCriticPolicy, so {algo_name}.load cannot restore it; load it with the algorithm that saved it{hint}"
         )
+    return data
 
 
 def _load_serialized_class(entry: Any) -> Any:

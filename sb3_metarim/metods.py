@@ -108,6 +108,23 @@ class MetODSConfig(CoreOptions):
             raise ValueError(f"retention_init={self.retention_init!r}: must be a number in (0, 1)")
         return self
 
+    @classmethod
+    def options_for_width(cls, width: int, options: dict[str, Any]) -> dict[str, Any]:
+        """
+        ``lstm_hidden_size`` as ``num_neurons`` (N, the output width the ``mlp_extractor`` reads, as an LSTM's
+        ``hidden_size``; the stored state is ``ceil(N^2 / 2)`` wide); given both, they must agree.
+
+        :param width: The width asked for, a positive integer.
+        :param options: The MetODS options given.
+        :return: ``num_neurons``.
+        """
+        neurons = options.get("num_neurons", width)
+        if neurons != width:
+            raise ValueError(
+                f"lstm_hidden_size={width!r} and num_neurons={neurons!r}: both set a MetODS core's width (its N); give one"
+            )
+        return {"num_neurons": width}
+
 
 def _is_real(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -18,14 +18,11 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from sb3_metarim.cores import CORE_CONFIGS, CORES, LSTM_CORE, RIM_CORE, core_config_class, core_option_owners, make_core
-from sb3_metarim.metods import MetODSConfig
 from sb3_metarim.rim import CHANGED_DEFAULTS, RIMConfig, fusable_rims, run_rims
 from sb3_metarim.validation import check_positive_int
 
 # The cores registered when this module is imported (the registry, sb3_metarim.cores.CORES, is the reference).
 RECURRENT_CORES = tuple(CORES)
-# The RIM options an "lstm" core reads: its width, num_units * unit_size.
-LSTM_CORE_OPTIONS = ("num_units", "unit_size")
 
 
 def _signature_with_core_options(init: Callable[..., None]) -> Callable[..., None]:
@@ -39,7 +36,8 @@ def _signature_with_core_options(init: Callable[..., None]) -> Callable[..., Non
     signature = inspect.signature(init)
     *parameters, var_keyword = signature.parameters.values()
     options: dict[str, inspect.Parameter] = {}
-    for config in dict.fromkeys(map(core_config_class, CORE_CONFIGS)):
+    # The default core's config first: a name that several cores share shows the RIM's default.
+    for config in dict.fromkeys([RIMConfig, *map(core_config_class, CORE_CONFIGS)]):
         for option in fields(config):
             default = option.default if option.default is not MISSING else inspect.Parameter.empty
             parameter = inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=option.type)
@@ -76,16 +74,10 @@ def core_config_from_kwargs(recurrent_core: str, kwargs: dict[str, Any]) -> Any:
 
 def width_options(recurrent_core: str, lstm_hidden_size: object, options: dict[str, Any]) -> dict[str, Any]:
     """
-    ``RecurrentPPO``'s ``lstm_hidden_size`` as the core's options: the core's total width.
-
-    - ``"rim"``: ``unit_size = lstm_hidden_size // num_units`` (``num_units`` given or its default); a
-      ``ValueError`` naming both when it does not divide. With a ``dense_size``, ``unit_size`` must be given and
-      ``num_units * unit_size + dense_size`` equal it.
-    - ``"lstm"`` (and a core registered without a config): the ``nn.LSTM``'s width; stored as ``num_units=1,
-      unit_size=lstm_hidden_size``, or split over ``num_units`` when that is given.
-    - ``"metods"``: ``num_neurons`` (N, the output width the ``mlp_extractor`` reads, as an LSTM's
-      ``hidden_size``; the stored state is ``ceil(N^2 / 2)`` wide).
-    - Given with the options that set the width (``unit_size``, ``num_neurons``), it must agree with them.
+    ``RecurrentPPO``'s ``lstm_hidden_size`` as the core's options: the core's total width, as its config class
+    reads it (``options_for_width``): for ``"rim"`` the modules and the dense LSTM together (half each by default:
+    192 is 6 modules of 16 and a dense LSTM of 96), for ``"lstm"`` the ``nn.LSTM``'s width, for ``"metods"``
+    ``num_neurons``. Given with the options that set the width, it must agree with them.
 
     :param recurrent_core: A registered core.
     :param lstm_hidden_size: The width asked for.
@@ -94,45 +86,13 @@ def width_options(recurrent_core: str, lstm_hidden_size: object, options: dict[s
     """
     check_positive_int("lstm_hidden_size", lstm_hidden_size)
     config_class = core_config_class(recurrent_core)
-    if config_class is MetODSConfig:
-        neurons = options.get("num_neurons", lstm_hidden_size)
-        if neurons != lstm_hidden_size:
-            raise ValueError(
-                f"lstm_hidden_size={lstm_hidden_size!r} and num_neurons={neurons!r}: both set a MetODS core's width "
-                "(its N); give one"
-            )
-        return {"num_neurons": lstm_hidden_size}
-    if config_class is not RIMConfig:
+    width = config_class.options_for_width(lstm_hidden_size, options)
+    if width is None:
         raise ValueError(
             f"lstm_hidden_size={lstm_hidden_size!r}: recurrent_core={recurrent_core!r} takes its width from its options "
             f"({', '.join(config_class.option_names())})"
         )
-    if recurrent_core != RIM_CORE and "num_units" not in options and "unit_size" not in options:
-        return {"num_units": 1, "unit_size": lstm_hidden_size}
-    num_units = options.get("num_units", RIMConfig.num_units)
-    check_positive_int("num_units", num_units)
-    dense_size = options.get("dense_size", RIMConfig.dense_size)
-    if "unit_size" in options:
-        if num_units * options["unit_size"] + dense_size != lstm_hidden_size:
-            raise ValueError(
-                f"lstm_hidden_size={lstm_hidden_size!r} and num_units={num_units!r}, unit_size={options['unit_size']!r}, "
-                f"dense_size={dense_size!r}: the width is num_units * unit_size + dense_size = "
-                f"{num_units * options['unit_size'] + dense_size!r}; give lstm_hidden_size or unit_size"
-            )
-        return {}
-    if dense_size:
-        raise ValueError(
-            f"lstm_hidden_size={lstm_hidden_size!r} with dense_size={dense_size!r}: give unit_size too (the width is "
-            "num_units * unit_size + dense_size)"
-        )
-    if lstm_hidden_size % num_units:
-        divisors = [n for n in range(1, min(lstm_hidden_size, 16) + 1) if lstm_hidden_size % n == 0]
-        raise ValueError(
-            f"lstm_hidden_size={lstm_hidden_size!r} is not divisible by num_units={num_units!r}: a RIM's width is "
-            f"num_units * unit_size, unit_size = lstm_hidden_size // num_units; pass num_units dividing it "
-            f"(e.g. {divisors}) or unit_size instead"
-        )
-    return {"num_units": num_units, "unit_size": lstm_hidden_size // num_units}
+    return width
 
 
 class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
@@ -146,17 +106,18 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
     own core, as in ``RecurrentPPO`` (``enable_critic_lstm=True``); ``shared_lstm=True`` shares the
     actor's core (the critic then does not train it) and ``enable_critic_lstm=False`` gives the
     critic no memory. Every ``RecurrentActorCriticPolicy`` argument is accepted; ``lstm_hidden_size`` sets the
-    core's total width (:func:`width_options`: split over ``num_units`` for a RIM, the ``nn.LSTM``'s width for
-    ``"lstm"``, N for MetODS), else the core's options do.
+    core's total width (:func:`width_options`: the modules and the dense LSTM of a RIM, half each by default, the
+    ``nn.LSTM``'s width for ``"lstm"``, N for MetODS), else the core's options do.
 
     The core's options are the fields of its config class (:func:`~sb3_metarim.cores.core_config_class`):
-    :class:`~sb3_metarim.rim.RIMConfig`'s (``num_units``, ``top_k``, ``unit_size``, ``cell``, ...) for ``"rim"``
-    and ``"lstm"``, :class:`~sb3_metarim.metods.MetODSConfig`'s (``num_neurons``, ``recursions``, ``w0``, ...) for
+    :class:`~sb3_metarim.rim.RIMConfig`'s (``num_units``, ``top_k``, ``unit_size``, ``cell``, ...) for ``"rim"``,
+    :class:`~sb3_metarim.cores.LSTMConfig`'s (``num_units``, ``unit_size``) for ``"lstm"``,
+    :class:`~sb3_metarim.metods.MetODSConfig`'s (``num_neurons``, ``recursions``, ``w0``, ...) for
     ``"metods"``, given as keyword arguments (``policy_kwargs``): the signature lists every core's, and an option
     of another core than the chosen one is an error.
     ``recurrent_core="lstm"`` keeps sb3-contrib's own ``nn.LSTM`` (exactly ``RecurrentPPO``'s, ``lstm_hidden_size``
-    or ``num_units * unit_size`` wide, configured by ``n_lstm_layers`` and ``lstm_kwargs``) and uses only
-    ``num_units`` and ``unit_size``; any other core is built by :func:`~sb3_metarim.cores.make_core`, and LSTM-only arguments
+    or ``num_units * unit_size`` wide, 192 by default, configured by ``n_lstm_layers`` and ``lstm_kwargs``); any
+    other core is built by :func:`~sb3_metarim.cores.make_core`, and LSTM-only arguments
     (``lstm_kwargs``, ``n_lstm_layers`` other than 1) are errors.
 
     :param observation_space: Observation space.
@@ -346,21 +307,6 @@ def from_sequences(output: th.Tensor) -> th.Tensor:
     return th.flatten(output.transpose(0, 1), start_dim=0, end_dim=1)
 
 
-def check_unused_rim_options(core_config: RIMConfig) -> None:
-    """
-    Raise a ``ValueError`` naming a RIM option that an ``"lstm"`` core would ignore: one set to other than its
-    default (saved models carry every option at its default, so they still load).
-    """
-    defaults = RIMConfig().as_dict()
-    for name, value in core_config.as_dict().items():
-        if name not in LSTM_CORE_OPTIONS and value != defaults[name]:
-            raise ValueError(
-                f"{name}={value!r}: a RIM option, unused by recurrent_core='lstm' (an nn.LSTM of num_units * unit_size "
-                f"units, or lstm_hidden_size); it reads only {' and '.join(LSTM_CORE_OPTIONS)}: drop {name} or use "
-                "recurrent_core='rim'"
-            )
-
-
 def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], core_config: Any) -> None:
     """Raise a ``ValueError`` naming the first core argument that is not allowed, its value and what is allowed."""
     core_config_class(recurrent_core)
@@ -382,9 +328,7 @@ def check_core_arguments(recurrent_core: str, policy_kwargs: dict[str, Any], cor
         raise ValueError(f"lstm_kwargs={lstm_kwargs!r}: must be a dict of nn.LSTM's arguments")
     n_layers = policy_kwargs.get("n_lstm_layers", 1)
     if recurrent_core == LSTM_CORE:
-        for name in LSTM_CORE_OPTIONS:
-            check_positive_int(name, getattr(core_config, name))
-        check_unused_rim_options(core_config)
+        core_config.validate()
         check_positive_int("n_lstm_layers", n_layers)
         return
     if n_layers != 1:
@@ -402,7 +346,9 @@ def with_changed_defaults(policy_kwargs: dict[str, Any], saved: bool) -> dict[st
     """
     ``policy_kwargs`` with every RIM option whose default changed (:data:`~sb3_metarim.rim.CHANGED_DEFAULTS`) made
     explicit, for a RIM core: the current default for a new model, so that its saved file records it; the old
-    default for a loaded model whose file lacks it, as that file predates the change. Options given are kept.
+    default for a loaded model whose file lacks it, as that file predates the change. Options given are kept. With
+    ``lstm_hidden_size``, a new model records the ``unit_size`` and ``dense_size`` it splits into
+    (:func:`width_options`), and a saved one without them was split over the modules alone (``dense_size=0``).
 
     :param policy_kwargs: The algorithm's ``policy_kwargs``.
     :param saved: Whether they were read from a saved model (``load``) rather than given to a new one.
@@ -410,7 +356,15 @@ def with_changed_defaults(policy_kwargs: dict[str, Any], saved: bool) -> dict[st
     """
     if policy_kwargs.get("recurrent_core", RIM_CORE) != RIM_CORE:
         return dict(policy_kwargs)
-    defaults = {name: old if saved else getattr(RIMConfig, name) for name, old in CHANGED_DEFAULTS.items()}
+    if saved:
+        defaults = dict(CHANGED_DEFAULTS)
+        if "lstm_hidden_size" in policy_kwargs:
+            # Before the change the width was the modules' alone, split over num_units: no dense LSTM.
+            del defaults["unit_size"]
+        return {**defaults, **policy_kwargs}
+    defaults = {name: getattr(RIMConfig, name) for name in CHANGED_DEFAULTS}
+    if "lstm_hidden_size" in policy_kwargs:
+        defaults.update(width_options(RIM_CORE, policy_kwargs["lstm_hidden_size"], policy_kwargs))
     return {**defaults, **policy_kwargs}
 
 

@@ -9,7 +9,7 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
-from sb3_metarim.core_options import CoreOptions
+from sb3_metarim.core_options import CoreOptions, split_over_units
 from sb3_metarim.validation import check_positive_int
 
 RIM_CELLS = ("lstm", "gru")
@@ -51,7 +51,8 @@ class RIMConfig(CoreOptions):
 
     :param num_units: Number of modules N.
     :param top_k: Number of active modules per step, in 1..N.
-    :param unit_size: Hidden size of each module; the core's width is ``num_units * unit_size``.
+    :param unit_size: Hidden size of each module; the modules' width is ``num_units * unit_size`` (16; 32, the
+        paper's, before 2026-11-28's round 21).
     :param cell: Cell of each module, ``"lstm"`` or ``"gru"`` (a GRU core carries its cell state unchanged).
     :param input_key_size: Key/query size of the input attention.
     :param input_value_size: Value size of the input attention (the input size of each module's cell).
@@ -67,9 +68,10 @@ class RIMConfig(CoreOptions):
         whether updating the module helped (an active one whose update hurt is pushed out, an inactive one
         whose update would have helped is pulled in).
     :param dense_size: Width of a dense LSTM run beside the modules on the same input, always updated, its state
-        and output after the modules' (0: none, the paper's RIM). Meant for a short, dense memory, which the
-        modules learn slowly, beside a long delay, which they hold; ablation round 10 measured it part way between
-        the RIM and an LSTM on the dense tasks (README, memory suite section).
+        and output after the modules' (0: none, the paper's RIM). A short, dense memory, which the modules learn
+        slowly, beside a long delay, which they hold. The default (96, with 6 modules of 16: 192 wide in all, as
+        wide as the paper's 6 of 32; 0 before 2026-11-28's round 21) learned the memory suite best (README, memory suite
+        section, rounds 19-20). A model saved before the change loads as it was trained (:data:`CHANGED_DEFAULTS`).
     :param sticky_bonus: Hysteresis of the selection: added, for the top-k only, to the input-attention score of
         every module that was active at the previous step, so an active module stays active until another's score
         passes its own by this much (0: the paper's selection, a fresh top-k at every step). The attention itself
@@ -88,7 +90,7 @@ class RIMConfig(CoreOptions):
 
     num_units: int = 6
     top_k: int = 4
-    unit_size: int = 32
+    unit_size: int = 16
     cell: str = "lstm"
     input_key_size: int = 64
     input_value_size: int = 64
@@ -97,7 +99,7 @@ class RIMConfig(CoreOptions):
     comm_value_size: int = 32
     dropout: float = 0.0
     selection: str = "hard"
-    dense_size: int = 0
+    dense_size: int = 96
     sticky_bonus: float = 0.3
     sticky_scale: str = "absolute"
 
@@ -147,11 +149,54 @@ class RIMConfig(CoreOptions):
             raise ValueError(f"sticky_bonus={bonus!r}: must be a finite number >= 0 (0: no hysteresis)")
         return self
 
+    @classmethod
+    def options_for_width(cls, width: int, options: dict[str, Any]) -> dict[str, Any]:
+        """
+        ``lstm_hidden_size`` as the width of the modules and the dense LSTM together, ``num_units * unit_size +
+        dense_size``. Given one of ``unit_size`` and ``dense_size``, the other takes the rest; given neither, the
+        modules take half (``unit_size = width // (2 * num_units)``) and the dense LSTM the rest (192: 6 modules of
+        16 and 96, the defaults); given both, they must add up to it.
+
+        :param width: The width asked for, a positive integer.
+        :param options: The RIM options given.
+        :return: ``unit_size`` and ``dense_size``.
+        """
+        num_units = options.get("num_units", cls.num_units)
+        check_positive_int("num_units", num_units)
+        unit_size, dense_size = options.get("unit_size"), options.get("dense_size")
+        if dense_size is not None and (isinstance(dense_size, bool) or not isinstance(dense_size, int) or dense_size < 0):
+            raise ValueError(f"dense_size={dense_size!r}: must be an integer >= 0")
+        if unit_size is None and dense_size is None:
+            unit_size = width // (2 * num_units)
+            if unit_size < 1:
+                raise ValueError(
+                    f"lstm_hidden_size={width!r} with num_units={num_units!r}: too narrow to give half to the modules "
+                    "and half to the dense LSTM; pass dense_size=0 (modules only) or a larger width"
+                )
+        elif unit_size is None:
+            if dense_size >= width:
+                raise ValueError(
+                    f"dense_size={dense_size!r} with lstm_hidden_size={width!r}: must be less than it (the modules take "
+                    "the rest)"
+                )
+            modules_width = width - dense_size
+            unit_size = split_over_units(modules_width, num_units, f"lstm_hidden_size - dense_size = {modules_width}")
+        check_positive_int("unit_size", unit_size)
+        if dense_size is None:
+            dense_size = width - num_units * unit_size
+        if num_units * unit_size + dense_size != width or dense_size < 0:
+            raise ValueError(
+                f"lstm_hidden_size={width!r} and num_units={num_units!r}, unit_size={unit_size!r}, "
+                f"dense_size={dense_size!r}: the width is num_units * unit_size + dense_size = "
+                f"{num_units * unit_size + dense_size!r}; give lstm_hidden_size or unit_size"
+            )
+        return {"unit_size": unit_size, "dense_size": dense_size}
+
 
 # Options whose default changed, each with the value that models saved before the change were trained with.
 # MetaRIMPPO writes them into a new model's policy_kwargs (so its file says them); a saved model without one
 # predates the change and gets the old value (sb3_metarim.policies.with_changed_defaults).
-CHANGED_DEFAULTS = {"sticky_bonus": 0.0}
+CHANGED_DEFAULTS = {"sticky_bonus": 0.0, "unit_size": 32, "dense_size": 0}
 
 POSITIVE_INT_OPTIONS = (
     "num_units",

@@ -80,13 +80,14 @@ CORE_PARAMS = (
     "num_units",
     "unit_size",
     "sticky_bonus",
+    "dense_size",
     "num_neurons",
     "recursions",
     "plasticity",
     "write_projection",
     "w0",
 )
-META_PARAMS = ("slow_learning_rate", "fast_span", "slow_interval", "slow_n_epochs")
+META_PARAMS = ("slow_learning_rate", "fast_span", "slow_interval", "slow_n_epochs", "slow_max_kl")
 
 
 def suggest_ppo(trial: optuna.Trial) -> dict[str, Any]:
@@ -131,7 +132,8 @@ def suggest_rim(trial: optuna.Trial) -> dict[str, Any]:
     """
     A RIM's size, sparsity and selection. ``top_k`` is sampled as ``inactive_units`` (1 to 3), a range that does not
     depend on ``num_units``, so TPE sees a fixed space; ``top_k = num_units - inactive_units``. ``sticky_bonus``:
-    the paper's fresh selection (0), the default (0.1) or a hold for the whole episode (0.3).
+    the paper's fresh selection (0), a light hold (0.1) or the default (0.3, on the memory suite a hold for the
+    whole episode). ``dense_size``: no dense LSTM beside the modules (the paper's RIM), half or the default's 96.
 
     :param trial: The Optuna trial.
     :return: raw parameters.
@@ -140,6 +142,7 @@ def suggest_rim(trial: optuna.Trial) -> dict[str, Any]:
         **suggest_core_width(trial),
         "inactive_units": trial.suggest_int("inactive_units", 1, 3),
         "sticky_bonus": trial.suggest_categorical("sticky_bonus", [0.0, 0.1, 0.3]),
+        "dense_size": trial.suggest_categorical("dense_size", [0, 48, 96]),
     }
 
 
@@ -163,7 +166,8 @@ def suggest_metods(trial: optuna.Trial) -> dict[str, Any]:
 
 def suggest_meta(trial: optuna.Trial) -> dict[str, Any]:
     """
-    The fast/slow knobs of ``MetaRIMPPO``; the fast learning rate is PPO's ``learning_rate``.
+    The fast/slow knobs of ``MetaRIMPPO``; the fast learning rate is PPO's ``learning_rate``. ``slow_max_kl``:
+    every slow phase kept (the paper's) or the default limit, 0.05.
 
     :param trial: The Optuna trial.
     :return: raw parameters.
@@ -173,6 +177,7 @@ def suggest_meta(trial: optuna.Trial) -> dict[str, Any]:
         "fast_span": trial.suggest_categorical("fast_span", [8, 16, 32]),
         "slow_interval": trial.suggest_categorical("slow_interval", [1, 2, 4]),
         "slow_n_epochs": trial.suggest_categorical("slow_n_epochs", [1, 2]),
+        "slow_max_kl": trial.suggest_categorical("slow_max_kl", [None, 0.05]),
     }
 
 

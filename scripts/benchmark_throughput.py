@@ -24,6 +24,11 @@ against SubprocVecEnv, one process per env), ``fast_span`` (10 / 20 / 40; lstm t
 is) and ``num_units`` (4 / 6 / 8; lstm as wide). ``--device cuda`` runs the models on the GPU. Writes
 gotolocal_<device>.csv (one row per timed run), gotolocal_<device>.md and gotolocal_<device>.png; ``--compare
 A.csv B.csv`` writes devices.md, the steps/s of the runs of two such files side by side (e.g. GPU against CPU).
+
+``--case defaults`` measures what a user gets: ``MetaRIMPPO("MlpPolicy", env)`` with today's defaults, the defaults
+before 2026-11-28's round 21 (the paper's core, no ``slow_max_kl``) and RecurrentPPO with an LSTM of 192, alternating
+as above, on two of the memory suite's tasks (position-only CartPole and RepeatFirst from POPGym) with its settings.
+Writes defaults.csv, defaults.md and defaults.png. The other cases measure the paper's core (6 modules of 32).
 """
 
 import argparse
@@ -44,6 +49,7 @@ import matplotlib.pyplot as plt
 import minigrid  # noqa: F401  (registers the MiniGrid environments)
 import numpy as np
 import pandas as pd
+import popgym  # noqa: F401  (registers the POPGym environments)
 import torch as th
 from minigrid.wrappers import ImgObsWrapper
 from sb3_contrib import RecurrentPPO
@@ -65,10 +71,29 @@ except ImportError:  # memory is then reported as NaN
 ALGOS = ("metarim", "modular", "lstm", "ppo")
 ENVS = ("MiniGrid-Empty-5x5-v0", "CartPole-v1")
 UNIT_SIZE = 32
+# The paper's core (num_units modules of 32, no dense LSTM beside them; the package's default since 2026-11-28 is
+# 16-wide modules beside a dense LSTM of 96) and its slow phases (never rejected): what issue 10's numbers measure.
+PAPER_CORE = dict(unit_size=UNIT_SIZE, dense_size=0)
 GOTOLOCAL = "BabyAI-GoToLocal-v0"
 # The zoo's GoToLocal settings (sb3_metarim/zoo_configs/metarim_ppo.yml), shared by both algorithms.
 GOTOLOCAL_PPO = dict(n_steps=128, n_epochs=4, learning_rate=1e-3, gamma=0.99, gae_lambda=0.95, ent_coef=0.01)
-GOTOLOCAL_META = dict(fast_span=20, slow_interval=2, slow_n_epochs=1, slow_learning_rate=1e-4)
+GOTOLOCAL_META = dict(fast_span=20, slow_interval=2, slow_n_epochs=1, slow_learning_rate=1e-4, slow_max_kl=None)
+# The memory suite's settings (sb3_metarim/benchmark/suites/memory.yml) and two of its tasks: --case defaults.
+MEMORY_ENVS = ("popgym-RepeatFirstEasy-v0", "popgym-PositionOnlyCartPoleEasy-v0")
+MEMORY_N_ENVS = 8
+MEMORY_PPO = dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=1e-3, ent_coef=0.01)
+# The summary's columns as the markdown tables name them.
+SUMMARY_COLUMNS = dict(
+    steps_per_s="steps/s (median)",
+    min="min",
+    max="max",
+    collect_steps_per_s="collection steps/s",
+    train_s_per_rollout="training s/rollout",
+    memory_mb="memory MB (RSS growth)",
+    ratio_to_lstm="x lstm (median of per-round ratios)",
+    ratio_min="x lstm min",
+    ratio_max="x lstm max",
+)
 GOTOLOCAL_SETTING = dict(n_envs=16, vec_env="dummy", fast_span=20, num_units=6)
 MINIBATCHES_PER_EPOCH = 8  # 16 envs x 128 steps / batch 256
 SWEEPS = {"n_envs": (16, 64, 256), "vec_env": ("dummy", "subproc"), "fast_span": (10, 20, 40), "num_units": (4, 6, 8)}
@@ -89,7 +114,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 rollout, 2 repeats, smaller scaling grid")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
-    parser.add_argument("--case", choices=("classic", "gotolocal"), default="classic", help="see the module docstring")
+    parser.add_argument(
+        "--case", choices=("classic", "gotolocal", "defaults"), default="classic", help="see the module docstring"
+    )
     parser.add_argument("--sweep", nargs="*", choices=tuple(SWEEPS), default=(), help="gotolocal: settings to vary")
     parser.add_argument("--n-envs-values", type=int, nargs="+", default=SWEEPS["n_envs"], help="gotolocal: n_envs sweep")
     parser.add_argument("--device", default="cpu", help="torch device of the models (gotolocal)")
@@ -119,8 +146,8 @@ def make_model(args: argparse.Namespace, algo: str, env_id: str, n_envs: int, n_
         return PPO("MlpPolicy", env, **common)
     if algo == "lstm":
         return RecurrentPPO("MlpLstmPolicy", env, policy_kwargs=dict(lstm_hidden_size=num_units * UNIT_SIZE), **common)
-    rim = dict(num_units=num_units, unit_size=UNIT_SIZE, top_k=min(4, num_units - 1))  # the default 4, sparse for N=4 too
-    return MetaRIMPPO("MlpPolicy", env, meta=algo == "metarim", policy_kwargs=rim, **common)
+    rim = dict(PAPER_CORE, num_units=num_units, top_k=min(4, num_units - 1))  # the default 4, sparse for N=4 too
+    return MetaRIMPPO("MlpPolicy", env, meta=algo == "metarim", policy_kwargs=rim, slow_max_kl=None, **common)
 
 
 def grid_wrappers(env: gym.Env) -> gym.Env:
@@ -140,7 +167,7 @@ def make_gotolocal_model(
     if algo == "lstm":
         lstm = dict(policy_kwargs, lstm_hidden_size=num_units * UNIT_SIZE)
         return RecurrentPPO("MultiInputLstmPolicy", env, policy_kwargs=lstm, **common)
-    rim = dict(policy_kwargs, num_units=num_units, unit_size=UNIT_SIZE, top_k=min(4, num_units - 1))
+    rim = dict(policy_kwargs, **PAPER_CORE, num_units=num_units, top_k=min(4, num_units - 1))
     return MetaRIMPPO("MultiInputPolicy", env, policy_kwargs=rim, **GOTOLOCAL_META | dict(fast_span=fast_span), **common)
 
 
@@ -299,17 +326,6 @@ def run_gotolocal(args: argparse.Namespace, command: str) -> None:
         pd.DataFrame(rows).to_csv(args.out / f"{name}.csv", index=False)  # after each setting: a cut run keeps these
     runs = pd.DataFrame(rows)
     summary = summarize(runs, "setting")
-    columns = dict(
-        steps_per_s="steps/s (median)",
-        min="min",
-        max="max",
-        collect_steps_per_s="collection steps/s",
-        train_s_per_rollout="training s/rollout",
-        memory_mb="memory MB (RSS growth)",
-        ratio_to_lstm="x lstm (median of per-round ratios)",
-        ratio_min="x lstm min",
-        ratio_max="x lstm max",
-    )
     fig, ax = plt.subplots(figsize=(10, 5))
     bar_panel(ax, summary, "setting", f"{GOTOLOCAL} on {args.device}")
     fig.tight_layout()
@@ -320,10 +336,50 @@ def run_gotolocal(args: argparse.Namespace, command: str) -> None:
         f"lr 1e-3, MiniGridFeaturesExtractor with the mission; metarim 6 modules of {UNIT_SIZE}, 4 active, fast_span 20, "
         f"slow phase every 2 rollouts; lstm {6 * UNIT_SIZE} units. {args.rollouts} rollouts per timed run, "
         f"{args.repeats} alternating rounds after a one-rollout warm-up.\n\n"
-        f"{to_markdown(summary.rename(columns=columns))}\n\n"
+        f"{to_markdown(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
         f"Command: `{command}` · {datetime.now().isoformat(timespec='seconds')} · {machine(args.device)}\n"
     )
     (args.out / f"{name}.md").write_text(markdown)
+    print(markdown)
+
+
+def make_defaults_model(args: argparse.Namespace, algo: str, env_id: str) -> BaseAlgorithm:
+    """``defaults`` (MetaRIMPPO as built without options), ``before`` (the defaults before 2026-11-28's round 21: the
+    paper's core of 6 x 32, no ``slow_max_kl``) or ``lstm`` (RecurrentPPO, 192 units) with the memory suite's settings."""
+    env = make_vec_env(env_id, n_envs=MEMORY_N_ENVS, seed=args.seed)
+    common = dict(MEMORY_PPO, seed=args.seed, device="cpu")
+    if algo == "lstm":
+        return RecurrentPPO("MlpLstmPolicy", env, policy_kwargs=dict(lstm_hidden_size=6 * UNIT_SIZE), **common)
+    if algo == "before":
+        return MetaRIMPPO("MlpPolicy", env, policy_kwargs=PAPER_CORE, slow_max_kl=None, **common)
+    return MetaRIMPPO("MlpPolicy", env, **common)
+
+
+def run_defaults(args: argparse.Namespace, command: str) -> None:
+    """The defaults against the defaults before and RecurrentPPO on two memory tasks; writes defaults.csv/.md/.png."""
+    rows = []
+    for env_id in MEMORY_ENVS:
+        builders = {algo: partial(make_defaults_model, args, algo, env_id) for algo in ("defaults", "before", "lstm")}
+        rows += measure(builders, args.rollouts, args.repeats, env=env_id)
+    runs = pd.DataFrame(rows)
+    runs.to_csv(args.out / "defaults.csv", index=False)
+    summary = summarize(runs, "env")
+    fig, ax = plt.subplots(figsize=(8, 5))
+    bar_panel(ax, summary, "env", "MetaRIMPPO's defaults on the memory suite's settings")
+    fig.tight_layout()
+    fig.savefig(args.out / "defaults.png", dpi=120)
+    markdown = (
+        "# Training throughput of MetaRIMPPO's defaults on the memory suite's settings\n\n"
+        f"{MEMORY_N_ENVS} envs x {MEMORY_PPO['n_steps']} steps, batch {MEMORY_PPO['batch_size']}, "
+        f'{MEMORY_PPO["n_epochs"]} epochs, lr {MEMORY_PPO["learning_rate"]}; `defaults`: `MetaRIMPPO("MlpPolicy", env)` '
+        f"(6 modules of 16 beside a dense LSTM of 96, `slow_max_kl=0.05`), `before`: the defaults before 2026-11-28's "
+        f"round 21 (6 modules of {UNIT_SIZE}, no dense LSTM, no `slow_max_kl`), `lstm`: RecurrentPPO with "
+        f"{6 * UNIT_SIZE} units. {args.rollouts} rollouts per timed run, {args.repeats} alternating rounds after a "
+        f"one-rollout warm-up.\n\n"
+        f"{to_markdown(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
+        f"Command: `{command}` · {datetime.now().isoformat(timespec='seconds')} · {machine('cpu')}\n"
+    )
+    (args.out / "defaults.md").write_text(markdown)
     print(markdown)
 
 
@@ -354,6 +410,9 @@ def main() -> None:
         return
     if args.case == "gotolocal":
         run_gotolocal(args, command)
+        return
+    if args.case == "defaults":
+        run_defaults(args, command)
         return
 
     runs = run_throughput(args)

@@ -7,7 +7,10 @@ from stable_baselines3.common.env_util import make_vec_env
 import sb3_metarim  # noqa: F401  (registers the environments)
 from tests.postgres_server import Unavailable, postgres_server
 
-SMALL_CORE = dict(num_units=4, top_k=2, unit_size=8, input_key_size=8, input_value_size=8, comm_key_size=8, comm_value_size=8)
+# A tiny RIM, the modules alone (the default core adds a dense LSTM of 96 beside them).
+SMALL_CORE = dict(
+    num_units=4, top_k=2, unit_size=8, dense_size=0, input_key_size=8, input_value_size=8, comm_key_size=8, comm_value_size=8
+)
 
 
 @pytest.fixture(autouse=True)

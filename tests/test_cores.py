@@ -39,14 +39,14 @@ def gru_core():
 
 def test_rim_config_is_the_one_home_of_the_options():
     config = RIMConfig(num_units=4, top_k=2, unit_size=8)
-    assert RIMConfig(**config.as_dict()) == config and config.output_size == 32
-    assert config.hidden_size == 32 + 4  # the state also carries the last activity (the default sticky_bonus)
+    assert RIMConfig(**config.as_dict()) == config and config.output_size == 32 + 96  # the default dense LSTM beside
+    assert config.hidden_size == 32 + 96 + 4  # the state also carries the last activity (the default sticky_bonus)
     # The policy's signature lists the same options with the same defaults.
     parameters = inspect.signature(RIMActorCriticPolicy).parameters
     assert {name: parameters[name].default for name in RIMConfig.option_names()} == RIMConfig().as_dict()
     by_config, by_keywords = RIM(5, config), RIM(5, num_units=4, top_k=2, unit_size=8)
     assert by_config.config == by_keywords.config == config
-    assert RIM.from_config(5, config).hidden_size == 36
+    assert RIM.from_config(5, config).hidden_size == 132
     assert [name for name, _ in by_config.named_parameters()] == [name for name, _ in by_keywords.named_parameters()]
     with pytest.raises(TypeError, match="not both"):
         RIM(5, config, top_k=1)
@@ -83,13 +83,15 @@ def test_policy_errors_on_lstm_arguments_with_a_rim_and_on_unknown_cores(cue_env
         MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=dict(SMALL_CORE, lstm_kwargs=dict(dropout=0.1)))
     with pytest.raises(ValueError, match=r"recurrent_core='gru': unknown core; registered: .*'lstm', .*'rim'"):
         MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=dict(recurrent_core="gru"))
-    # An LSTM core takes them, and the RIM options at their defaults (saved models carry every option)...
-    lstm = dict(recurrent_core="lstm", num_units=2, unit_size=8, top_k=4, lstm_kwargs=dict(bias=False))
+    # An LSTM core takes them, and its own options (a width of num_units * unit_size, 6 x 32 by default)...
+    lstm = dict(recurrent_core="lstm", num_units=2, unit_size=8, lstm_kwargs=dict(bias=False))
     model = MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=lstm, slow_parameters=["value_net"])
     assert isinstance(model.policy.lstm_actor, nn.LSTM) and model.policy.lstm_actor.bias is False
-    # ... but a RIM option it would ignore, set to another value, is an error, not silently dropped.
-    for name, value in (("top_k", 1), ("dense_size", 16), ("selection", "straight_through"), ("cell", "gru")):
-        with pytest.raises(ValueError, match=rf"{name}={value!r}: a RIM option, unused by recurrent_core='lstm'"):
+    assert model.policy.lstm_actor.hidden_size == 16
+    assert MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=dict(recurrent_core="lstm")).policy.lstm_actor.hidden_size == 192
+    # ... but a RIM option, which it would ignore, is an error, not silently dropped.
+    for name, value in (("top_k", 4), ("dense_size", 16), ("selection", "straight_through"), ("cell", "gru")):
+        with pytest.raises(ValueError, match=rf"{name}={value!r}: an option of recurrent_core 'rim', not of .*'lstm'"):
             MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=dict(lstm, **{name: value}), slow_parameters=["value_net"])
 
 

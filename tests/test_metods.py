@@ -177,7 +177,7 @@ def test_options_flow_from_the_config_through_the_policy(bandit_env, tmp_path):
     data = policy._get_constructor_parameters()
     assert data["recurrent_core"] == "metods" and {k: data[k] for k in MetODSConfig.option_names()} == policy.core_kwargs
     assert "num_units" not in data
-    with pytest.raises(ValueError, match=r"top_k=2: an option of recurrent_core 'lstm' or 'rim', not of .*'metods'"):
+    with pytest.raises(ValueError, match=r"top_k=2: an option of recurrent_core 'rim', not of .*'metods'"):
         MetODSPPO("MultiInputPolicy", bandit_env, policy_kwargs=dict(top_k=2))
     with pytest.raises(ValueError, match=r"num_neurons=8: an option of recurrent_core 'metods', not of recurrent_core='rim'"):
         MetaRIMPPO("MultiInputPolicy", bandit_env, policy_kwargs=dict(num_neurons=8))

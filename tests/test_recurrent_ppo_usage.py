@@ -38,8 +38,8 @@ def make_model(algo: type, name: str, env, policy_kwargs: dict, **kwargs):
     """The model, or the ValueError a core that cannot take an LSTM-only argument must raise (then None)."""
     core_takes_all = algo in (RecurrentPPO, MetaLSTMPPO)
     refused = [key for key in LSTM_ONLY if key in policy_kwargs]
-    if algo is MetaRIMPPO and policy_kwargs.get("lstm_hidden_size", 6) % 6:
-        refused.append("lstm_hidden_size")
+    if algo is MetaRIMPPO and policy_kwargs.get("lstm_hidden_size", 12) < 12:
+        refused.append("lstm_hidden_size")  # too narrow for half of it over 6 modules, half to the dense LSTM
     if not core_takes_all and refused:
         with pytest.raises(ValueError, match="|".join(rf"{key}=" for key in refused)):
             algo(policy_name(algo, name), env, policy_kwargs=policy_kwargs, **kwargs)
@@ -170,26 +170,48 @@ def test_multi_dimensional_box_actions(algo, use_sde):
     assert action.shape == (3,)
 
 
+def rim_widths(**policy_kwargs) -> tuple[int, int, int]:
+    """:return: the RIM's ``num_units``, ``unit_size`` and ``dense_size`` with these ``policy_kwargs``."""
+    config = MetaRIMPPO("MlpPolicy", "CartPole-v1", policy_kwargs=policy_kwargs).policy.core_config
+    return config.num_units, config.unit_size, config.dense_size
+
+
 def test_lstm_hidden_size_sets_the_width():
     env = "CartPole-v1"
     rim = MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, num_units=4, top_k=2)).policy
-    assert isinstance(rim.lstm_actor, RIM) and (rim.core_config.num_units, rim.core_config.unit_size) == (4, 16)
+    assert isinstance(rim.lstm_actor, RIM) and (rim.core_config.num_units, rim.core_config.unit_size) == (4, 8)
     assert rim.lstm_actor.output_size == 64 and rim.lstm_actor.hidden_size == 64 + 4  # + the last activity
+    assert rim.lstm_actor.dense.hidden_size == 32  # half of the width beside the modules
     lstm = MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(recurrent_core="lstm", lstm_hidden_size=50, n_lstm_layers=2))
     assert isinstance(lstm.policy.lstm_actor, nn.LSTM) and lstm.policy.lstm_actor.hidden_size == 50
     assert lstm.policy.lstm_actor.num_layers == 2
     metods = MetODSPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=20)).policy
     assert metods.core_config.num_neurons == 20
-    with pytest.raises(ValueError, match=r"lstm_hidden_size=64 is not divisible by num_units=6"):
-        MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64))
-    with pytest.raises(ValueError, match=r"lstm_hidden_size=64 and num_units=4, unit_size=8"):
-        MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, num_units=4, unit_size=8))
-    dense = MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, unit_size=8, dense_size=16)).policy
-    assert dense.lstm_actor.output_size == 64 and dense.lstm_actor.dense.hidden_size == 16
-    with pytest.raises(ValueError, match=r"lstm_hidden_size=64 with dense_size=16: give unit_size too"):
-        MetaRIMPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=64, dense_size=16))
     with pytest.raises(ValueError, match=r"lstm_hidden_size=20 and num_neurons=16"):
         MetODSPPO("MlpPolicy", env, policy_kwargs=dict(lstm_hidden_size=20, num_neurons=16))
+
+
+def test_lstm_hidden_size_splits_between_the_modules_and_the_dense_lstm():
+    """The RIM's width is num_units * unit_size + dense_size: given one of the two, the other takes the rest; given
+    neither, the modules take half (192: the defaults' 6 x 16 + 96); dense_size=0 splits it over the modules."""
+    assert rim_widths(lstm_hidden_size=192) == (6, 16, 96)
+    assert rim_widths(lstm_hidden_size=64) == (6, 5, 34)
+    assert rim_widths(lstm_hidden_size=192, dense_size=0) == (6, 32, 0)
+    assert rim_widths(lstm_hidden_size=192, unit_size=24) == (6, 24, 48)
+    assert rim_widths(lstm_hidden_size=64, dense_size=16) == (6, 8, 16)
+    assert rim_widths(lstm_hidden_size=64, unit_size=8, dense_size=16) == (6, 8, 16)
+    cases = [
+        (dict(lstm_hidden_size=64, dense_size=0), r"lstm_hidden_size - dense_size = 64 is not divisible by num_units=6"),
+        (dict(lstm_hidden_size=64, dense_size=20), r"lstm_hidden_size - dense_size = 44 is not divisible by num_units=6"),
+        (dict(lstm_hidden_size=64, dense_size=70), r"dense_size=70 with lstm_hidden_size=64: must be less than it"),
+        (dict(lstm_hidden_size=64, num_units=4, unit_size=8, dense_size=16), r"lstm_hidden_size=64 and num_units=4"),
+        (dict(lstm_hidden_size=64, unit_size=16), r"lstm_hidden_size=64 and num_units=6, unit_size=16, dense_size=-32"),
+        (dict(lstm_hidden_size=8), r"lstm_hidden_size=8 with num_units=6: too narrow"),
+        (dict(lstm_hidden_size=64, dense_size=-1), r"dense_size=-1: must be an integer >= 0"),
+    ]
+    for policy_kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            rim_widths(**policy_kwargs)
 
 
 def test_lstm_hidden_size_survives_save_and_load(tmp_path):

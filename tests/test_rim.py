@@ -11,10 +11,11 @@ CELLS = ["lstm", "gru"]
 
 
 def make_rim(cell: str, input_size: int = 5, **kwargs) -> RIM:
-    """The paper's RIM (a fresh top-k at every step, ``sticky_bonus=0``) unless ``kwargs`` say otherwise: most tests
-    here hold it against ``nn.LSTM``'s layout, whose state is the output."""
+    """The paper's RIM (a fresh top-k at every step, ``sticky_bonus=0``, no dense LSTM) unless ``kwargs`` say otherwise:
+    most tests here hold it against ``nn.LSTM``'s layout, whose state is the output."""
     th.manual_seed(0)
-    return RIM(input_size, **{"num_units": 6, "top_k": 4, "unit_size": 8, "cell": cell, "sticky_bonus": 0.0, **kwargs})
+    options = {"num_units": 6, "top_k": 4, "unit_size": 8, "cell": cell, "sticky_bonus": 0.0, "dense_size": 0}
+    return RIM(input_size, **{**options, **kwargs})
 
 
 def random_state(rim: RIM, batch: int) -> tuple[th.Tensor, th.Tensor]:
@@ -110,7 +111,7 @@ def test_straight_through_selection_changes_only_the_scores_gradient(cell):
 def test_dense_lstm_runs_beside_the_modules():
     """With dense_size, the state and output are the modules' (as without it) followed by an nn.LSTM's, both reset."""
     rim = make_rim("lstm", dense_size=10)
-    plain = RIM(5, num_units=6, top_k=4, unit_size=8, sticky_bonus=0.0)
+    plain = RIM(5, num_units=6, top_k=4, unit_size=8, sticky_bonus=0.0, dense_size=0)
     plain.load_state_dict({k: v for k, v in rim.state_dict().items() if not k.startswith("dense.")})
     x, starts = th.randn(7, 3, 5), th.zeros(7, 3)
     starts[4, 2] = 1.0

@@ -94,6 +94,41 @@ def test_a_model_saved_before_the_sticky_default_loads_with_the_paper_selection(
     assert "sticky_bonus" not in MetaLSTMPPO("MlpPolicy", cue_env, n_steps=16, batch_size=16).policy_kwargs
 
 
+def test_a_model_saved_before_the_round_21_defaults_loads_as_trained(cue_env, tmp_path):
+    """unit_size 32 -> 16, dense_size 0 -> 96 and slow_max_kl None -> 0.05 (2026-11-28, round 21): a new model's file
+    records them; a file without them predates the change and loads with the paper's core and no limit, and acts as
+    it did. With lstm_hidden_size such a file's width was the modules' alone."""
+    model = MetaRIMPPO("MlpPolicy", cue_env, n_steps=16, batch_size=16)
+    assert model.policy_kwargs["unit_size"] == 16 and model.policy_kwargs["dense_size"] == 96 and model.slow_max_kl == 0.05
+    model.save(tmp_path / "new")
+    loaded = MetaRIMPPO.load(tmp_path / "new")
+    assert (loaded.policy.core_config.unit_size, loaded.policy.core_config.dense_size, loaded.slow_max_kl) == (16, 96, 0.05)
+
+    legacy = MetaRIMPPO("MlpPolicy", cue_env, n_steps=16, batch_size=16, policy_kwargs=dict(unit_size=32, dense_size=0))
+    for name in ("unit_size", "dense_size"):
+        del legacy.policy_kwargs[name]  # what a model saved before the change holds
+    del legacy.slow_max_kl
+    legacy.save(tmp_path / "legacy")
+    loaded = MetaRIMPPO.load(tmp_path / "legacy", env=cue_env)
+    assert (loaded.policy.core_config.unit_size, loaded.policy.core_config.dense_size, loaded.slow_max_kl) == (32, 0, None)
+    assert MetaRIMPPO.load(tmp_path / "legacy", slow_max_kl=0.1).slow_max_kl == 0.1  # an argument given wins
+    obs = cue_env.reset()
+    for expected, got in zip(rollout_actions(legacy, obs), rollout_actions(loaded, obs), strict=True):
+        np.testing.assert_array_equal(expected, got)
+
+    width = MetaRIMPPO("MlpPolicy", cue_env, n_steps=16, policy_kwargs=dict(lstm_hidden_size=64, num_units=4, dense_size=0))
+    for name in ("unit_size", "dense_size"):
+        del width.policy_kwargs[name]
+    width.save(tmp_path / "width")
+    config = MetaRIMPPO.load(tmp_path / "width").policy.core_config
+    assert (config.num_units, config.unit_size, config.dense_size) == (4, 16, 0)
+    # A new model with lstm_hidden_size records the split it made.
+    halves = MetaRIMPPO("MlpPolicy", cue_env, n_steps=16, policy_kwargs=dict(lstm_hidden_size=64, num_units=4))
+    assert (halves.policy_kwargs["unit_size"], halves.policy_kwargs["dense_size"]) == (8, 32)
+    halves.save(tmp_path / "halves")
+    assert MetaRIMPPO.load(tmp_path / "halves").policy.core_config.dense_size == 32
+
+
 def test_policy_saved_alone_keeps_its_core(cue_env, tmp_path):
     model = make_model(cue_env, policy_kwargs=dict(SMALL_CORE, cell="gru", comm_heads=2))
     model.policy.save(tmp_path / "policy.pt")

@@ -19,7 +19,7 @@ from .conftest import SMALL_CORE
         (dict(policy_kwargs=dict(SMALL_CORE, num_units=-2)), r"num_units=-2"),
         (dict(policy_kwargs=dict(SMALL_CORE, cell="rnn")), r"cell='rnn': must be one of \('lstm', 'gru'\)"),
         (dict(policy_kwargs=dict(SMALL_CORE, recurrent_core="transformer")), r"recurrent_core='transformer'"),
-        (dict(policy_kwargs=dict(lstm_hidden_size=64)), r"lstm_hidden_size=64 is not divisible by num_units=6"),
+        (dict(policy_kwargs=dict(lstm_hidden_size=64, dense_size=0)), r"lstm_hidden_size - dense_size = 64 is not divisible"),
         (dict(policy_kwargs=dict(SMALL_CORE, lstm_hidden_size=30)), r"lstm_hidden_size=30 and num_units=4, unit_size=8"),
         (dict(policy_kwargs=dict(SMALL_CORE, no_such_key=1)), r"no_such_key=1: not an argument of the policy"),
         (dict(policy_kwargs=dict(n_lstm_layers=2)), r"n_lstm_layers=2"),

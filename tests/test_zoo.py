@@ -95,7 +95,7 @@ def load_config(algo: str) -> dict:
 def test_configs_match_across_algorithms():
     """The four configs hold the same envs and settings; they differ only in each algorithm's own keys."""
     own_keys = {"policy", "meta", "fast_span", "slow_interval", "slow_n_epochs", "slow_learning_rate", "slow_parameters"}
-    core_keys = {"num_units", "top_k", "unit_size", "lstm_hidden_size"}
+    core_keys = {"num_units", "top_k", "unit_size", "dense_size", "lstm_hidden_size"}
     configs = {algo: load_config(algo) for algo in CLASSES}
     envs = {algo: sorted(key for key in config if not key.startswith(".")) for algo, config in configs.items()}
     required = {"BabyAI-GoToLocal-v0", "BabyAI-PickupLoc-v0", "MiniGrid-Dynamic-Obstacles-8x8-v0", DOORKEY, "default"}
@@ -106,7 +106,8 @@ def test_configs_match_across_algorithms():
         for config in configs.values():
             entry = {key: value for key, value in copy.deepcopy(config[env]).items() if key not in own_keys}
             core = {key: entry["policy_kwargs"].pop(key) for key in core_keys if key in entry["policy_kwargs"]}
-            width = core.get("lstm_hidden_size", core.get("num_units", 0) * core.get("unit_size", 0))
+            modules = core.get("num_units", 0) * core.get("unit_size", 0)
+            width = core.get("lstm_hidden_size", modules + core.get("dense_size", 0))
             shared.append((entry, width))
         assert all(item == shared[0] for item in shared), env
 
