@@ -86,13 +86,13 @@ def width_options(recurrent_core: str, lstm_hidden_size: object, options: dict[s
     """
     check_positive_int("lstm_hidden_size", lstm_hidden_size)
     config_class = core_config_class(recurrent_core)
-    width = config_class.options_for_width(lstm_hidden_size, options)
-    if width is None:
+    derived = config_class.options_for_width(lstm_hidden_size, options)
+    if derived is None:
         raise ValueError(
             f"lstm_hidden_size={lstm_hidden_size!r}: recurrent_core={recurrent_core!r} takes its width from its options "
             f"({', '.join(config_class.option_names())})"
         )
-    return width
+    return derived
 
 
 class RIMActorCriticPolicy(RecurrentActorCriticPolicy):

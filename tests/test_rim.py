@@ -125,6 +125,9 @@ def test_dense_lstm_runs_beside_the_modules():
     first, _ = rim.dense(x[:4], dense_state)
     fresh, _ = rim.dense(x[4:, 2:3])
     assert th.allclose(out[:4, :, 48:], first, atol=1e-6) and th.allclose(out[4:, 2:3, 48:], fresh, atol=1e-6)
+    # The sequences that start no episode run through the cut unchanged.
+    through, _ = rim.dense(x[:, :2], (dense_state[0][:, :2].contiguous(), dense_state[1][:, :2].contiguous()))
+    assert th.allclose(out[:, :2, 48:], through, atol=1e-6)
 
 
 def test_sticky_selection_keeps_the_active_set_and_carries_it_in_the_state():
