@@ -21,14 +21,17 @@ steps, batch 256, 4 epochs, lr 1e-3; MetaRIMPPO with 6 modules of 32, 4 active, 
 an LSTM of 192, as wide), metarim against lstm alternating as above, then the ``--sweep``s, each varying one setting:
 ``n_envs`` (16 / 64 / 256; the batch grows with it, 8 minibatches per epoch as at 16 envs), ``vec_env`` (DummyVecEnv
 against SubprocVecEnv, one process per env), ``fast_span`` (10 / 20 / 40; lstm trains on whole rollouts whatever it
-is) and ``num_units`` (4 / 6 / 8; lstm as wide). ``--device cuda`` runs the models on the GPU. Writes
+is), ``num_units`` (4 / 6 / 8; lstm as wide) and ``core`` (``paper``: 6 modules of 32, no ``slow_max_kl``;
+``defaults``: the package's defaults as the zoo config gives them, 6 modules of 16 beside a dense LSTM of 96 with
+``slow_max_kl=0.05``; lstm 192 in both). ``--device cuda`` runs the models on the GPU. Writes
 gotolocal_<device>.csv (one row per timed run), gotolocal_<device>.md and gotolocal_<device>.png; ``--compare
 A.csv B.csv`` writes devices.md, the steps/s of the runs of two such files side by side (e.g. GPU against CPU).
 
 ``--case defaults`` measures what a user gets: ``MetaRIMPPO("MlpPolicy", env)`` with today's defaults, the defaults
 before 2026-11-28's round 21 (the paper's core, no ``slow_max_kl``) and RecurrentPPO with an LSTM of 192, alternating
 as above, on two of the memory suite's tasks (position-only CartPole and RepeatFirst from POPGym) with its settings.
-Writes defaults.csv, defaults.md and defaults.png. The other cases measure the paper's core (6 modules of 32).
+Writes defaults.csv, defaults.md and defaults.png. The classic case measures the paper's core (6 modules of 32), as
+does gotolocal but for its setting ``core=defaults``.
 """
 
 import argparse
@@ -77,7 +80,7 @@ PAPER_CORE = dict(unit_size=UNIT_SIZE, dense_size=0)
 GOTOLOCAL = "BabyAI-GoToLocal-v0"
 # The zoo's GoToLocal settings (sb3_metarim/zoo_configs/metarim_ppo.yml), shared by both algorithms.
 GOTOLOCAL_PPO = dict(n_steps=128, n_epochs=4, learning_rate=1e-3, gamma=0.99, gae_lambda=0.95, ent_coef=0.01)
-GOTOLOCAL_META = dict(fast_span=20, slow_interval=2, slow_n_epochs=1, slow_learning_rate=1e-4, slow_max_kl=None)
+GOTOLOCAL_META = dict(fast_span=20, slow_interval=2, slow_n_epochs=1, slow_learning_rate=1e-4)
 # The memory suite's settings (sb3_metarim/benchmark/suites/memory.yml) and two of its tasks: --case defaults.
 MEMORY_ENVS = ("popgym-RepeatFirstEasy-v0", "popgym-PositionOnlyCartPoleEasy-v0")
 MEMORY_N_ENVS = 8
@@ -94,9 +97,15 @@ SUMMARY_COLUMNS = dict(
     ratio_min="x lstm min",
     ratio_max="x lstm max",
 )
-GOTOLOCAL_SETTING = dict(n_envs=16, vec_env="dummy", fast_span=20, num_units=6)
+GOTOLOCAL_SETTING = dict(n_envs=16, vec_env="dummy", fast_span=20, num_units=6, core="paper")
 MINIBATCHES_PER_EPOCH = 8  # 16 envs x 128 steps / batch 256
-SWEEPS = {"n_envs": (16, 64, 256), "vec_env": ("dummy", "subproc"), "fast_span": (10, 20, 40), "num_units": (4, 6, 8)}
+SWEEPS = {
+    "n_envs": (16, 64, 256),
+    "vec_env": ("dummy", "subproc"),
+    "fast_span": (10, 20, 40),
+    "num_units": (4, 6, 8),
+    "core": ("paper", "defaults"),
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -156,9 +165,10 @@ def grid_wrappers(env: gym.Env) -> gym.Env:
 
 
 def make_gotolocal_model(
-    args: argparse.Namespace, algo: str, n_envs: int, vec_env: str, fast_span: int, num_units: int
+    args: argparse.Namespace, algo: str, n_envs: int, vec_env: str, fast_span: int, num_units: int, core: str
 ) -> BaseAlgorithm:
-    """metarim or lstm on GoToLocal with the zoo's settings; the batch keeps 8 minibatches per epoch."""
+    """metarim (``core``: the paper's or the package's defaults) or lstm on GoToLocal with the zoo's settings; the
+    batch keeps 8 minibatches per epoch."""
     vec_env_cls = SubprocVecEnv if vec_env == "subproc" else DummyVecEnv
     env = make_vec_env(GOTOLOCAL, n_envs=n_envs, seed=args.seed, wrapper_class=grid_wrappers, vec_env_cls=vec_env_cls)
     batch_size = n_envs * GOTOLOCAL_PPO["n_steps"] // MINIBATCHES_PER_EPOCH
@@ -167,8 +177,12 @@ def make_gotolocal_model(
     if algo == "lstm":
         lstm = dict(policy_kwargs, lstm_hidden_size=num_units * UNIT_SIZE)
         return RecurrentPPO("MultiInputLstmPolicy", env, policy_kwargs=lstm, **common)
-    rim = dict(policy_kwargs, **PAPER_CORE, num_units=num_units, top_k=min(4, num_units - 1))
-    return MetaRIMPPO("MultiInputPolicy", env, policy_kwargs=rim, **GOTOLOCAL_META | dict(fast_span=fast_span), **common)
+    rim = dict(policy_kwargs, num_units=num_units, top_k=min(4, num_units - 1))
+    meta = GOTOLOCAL_META | dict(fast_span=fast_span)
+    if core == "paper":
+        rim |= PAPER_CORE
+        meta |= dict(slow_max_kl=None)
+    return MetaRIMPPO("MultiInputPolicy", env, policy_kwargs=rim, **meta, **common)
 
 
 class RolloutTimer(BaseCallback):
@@ -333,7 +347,8 @@ def run_gotolocal(args: argparse.Namespace, command: str) -> None:
     markdown = (
         f"# Training throughput on {GOTOLOCAL} ({args.device}): MetaRIMPPO (metarim) against RecurrentPPO (lstm)\n\n"
         f"Zoo settings: 16 envs x 128 steps, batch 256 (8 minibatches per epoch; the batch grows with n_envs), 4 epochs, "
-        f"lr 1e-3, MiniGridFeaturesExtractor with the mission; metarim 6 modules of {UNIT_SIZE}, 4 active, fast_span 20, "
+        f"lr 1e-3, MiniGridFeaturesExtractor with the mission; metarim 6 modules of {UNIT_SIZE}, 4 active (setting "
+        f"core=defaults: 6 of 16 beside a dense LSTM of 96, slow_max_kl 0.05), fast_span 20, "
         f"slow phase every 2 rollouts; lstm {6 * UNIT_SIZE} units. {args.rollouts} rollouts per timed run, "
         f"{args.repeats} alternating rounds after a one-rollout warm-up.\n\n"
         f"{to_markdown(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
