@@ -4,7 +4,9 @@ Recurrent actor-critic policies whose recurrent core is a RIM, a MetODS layer (o
 """
 
 import inspect
+import io
 import math
+import pathlib
 from collections.abc import Callable
 from dataclasses import MISSING, fields
 from typing import Any
@@ -15,6 +17,7 @@ from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import get_device
 from torch import nn
 
 from sb3_metarim.cores import CORE_CONFIGS, CORES, LSTM_CORE, RIM_CORE, core_config_class, core_option_owners, make_core
@@ -269,6 +272,21 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
         latent_vf = self.mlp_extractor.forward_critic(from_sequences(output_vf))
         return latent_pi, latent_vf, RNNStates(states_pi, states_vf)
 
+    @classmethod
+    def load(cls, path: str | pathlib.Path | io.BufferedIOBase, device: th.device | str = "auto") -> "RIMActorCriticPolicy":
+        """
+        SB3's ``BasePolicy.load`` (a file of ``policy.save``), for a file saved by an older version too
+        (:func:`saved_policy_arguments`).
+
+        :param path: The file.
+        :param device: Where to put the policy.
+        """
+        device = get_device(device)
+        saved = th.load(path, map_location=device, weights_only=False)
+        policy = cls(**saved_policy_arguments(saved["data"]))
+        policy.load_state_dict(saved["state_dict"])
+        return policy.to(device)
+
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(
@@ -366,6 +384,22 @@ def with_changed_defaults(policy_kwargs: dict[str, Any], saved: bool) -> dict[st
     if "lstm_hidden_size" in policy_kwargs:
         defaults.update(width_options(RIM_CORE, policy_kwargs["lstm_hidden_size"], policy_kwargs))
     return {**defaults, **policy_kwargs}
+
+
+def saved_policy_arguments(data: dict[str, Any]) -> dict[str, Any]:
+    """
+    The arguments a policy saved alone (``policy.save``) is rebuilt with. They hold every option of its core, but a
+    file saved before an option existed or changed its default lacks it: a RIM core takes the value it was trained
+    with (:func:`with_changed_defaults`); an ``"lstm"`` core saved before it had options of its own
+    (:class:`~sb3_metarim.cores.LSTMConfig`) holds the RIM's too, which it never used, and drops them.
+
+    :param data: The file's ``data`` (:meth:`RIMActorCriticPolicy._get_constructor_parameters` when it was saved).
+    :return: a new dict.
+    """
+    if data.get("recurrent_core", RIM_CORE) != LSTM_CORE:
+        return with_changed_defaults(data, saved=True)
+    unused = set(RIMConfig.option_names()) - set(core_config_class(LSTM_CORE).option_names())
+    return {name: value for name, value in data.items() if name not in unused}
 
 
 def check_policy_arguments(policy_kwargs: dict[str, Any]) -> None:

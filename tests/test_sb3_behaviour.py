@@ -129,6 +129,28 @@ def test_a_model_saved_before_the_round_21_defaults_loads_as_trained(cue_env, tm
     assert MetaRIMPPO.load(tmp_path / "halves").policy.core_config.dense_size == 32
 
 
+def test_a_policy_saved_alone_by_an_older_version_loads_as_trained(cue_env, tmp_path):
+    """policy.save files hold every option of the core as it was then: one saved before dense_size and sticky_bonus
+    existed has neither and loads without them (0), as it was trained; an lstm-core one saved before that core had
+    options of its own holds the RIM's, which it never used."""
+    rim = make_model(cue_env, policy_kwargs=dict(SMALL_CORE, sticky_bonus=0.0))
+    data = rim.policy._get_constructor_parameters()
+    del data["dense_size"], data["sticky_bonus"]
+    th.save({"state_dict": rim.policy.state_dict(), "data": data}, tmp_path / "rim.pt")
+    policy = RIMActorCriticPolicy.load(tmp_path / "rim.pt")
+    assert policy.core_config == rim.policy.core_config
+
+    lstm = make_model(cue_env, policy_kwargs=dict(recurrent_core="lstm", lstm_hidden_size=24))
+    data = lstm.policy._get_constructor_parameters()
+    data = {**RIMConfig().as_dict(), **data}  # the RIM's options beside the lstm core's own
+    th.save({"state_dict": lstm.policy.state_dict(), "data": data}, tmp_path / "lstm.pt")
+    policy = RIMActorCriticPolicy.load(tmp_path / "lstm.pt")
+    assert policy.lstm_actor.hidden_size == 24
+    obs = cue_env.reset()
+    actions = [policy.predict(obs, deterministic=True)[0], lstm.policy.predict(obs, deterministic=True)[0]]
+    np.testing.assert_array_equal(*actions)
+
+
 def test_policy_saved_alone_keeps_its_core(cue_env, tmp_path):
     model = make_model(cue_env, policy_kwargs=dict(SMALL_CORE, cell="gru", comm_heads=2))
     model.policy.save(tmp_path / "policy.pt")
