@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -163,6 +164,17 @@ def test_resume_after_kill_gives_the_same_rows_without_duplicates(tmp_path):
     process.wait()
     rows_at_kill = len(pd.read_csv(folder / "eval.csv"))
     assert (folder / "checkpoint.zip").exists() and not (folder / DONE_FILE).exists()
+    # `list` says how far the interrupted run got: its checkpoint's step count, one of the evaluations'.
+    listing = subprocess.run(
+        [sys.executable, "-m", "sb3_metarim.benchmark", "list", *command[4:], "--out", str(out)],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout
+    at = re.fullmatch(rf"started  .*seed 0 \(checkpoint at (\d+) of {budget} steps\)\n", listing)
+    assert at is not None, listing
+    assert int(at.group(1)) in pd.read_csv(folder / "eval.csv")["timesteps"].tolist()
 
     subprocess.run([*command, "--out", str(out)], check=True, env=env, capture_output=True)
     resumed = pd.read_csv(folder / "eval.csv")["timesteps"].tolist()

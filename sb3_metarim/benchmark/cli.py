@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch as th
 
-from sb3_metarim.benchmark.runner import run, run_state
+from sb3_metarim.benchmark.runner import Checkpoint, run, run_state
 from sb3_metarim.benchmark.spec import RunSpec, load_suite, parse_shard, shard
 
 
@@ -38,9 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = shard(runs, *parse_shard(args.shard))
     if args.command == "list":
         for spec in runs:
-            state = run_state(spec, args.out)
-            waits_for = f" (waits for {spec.init_folder(args.out)})" if state == "waiting" else ""
-            print(f"{state:8} {spec.describe()}{waits_for}")
+            print(f"{(state := run_state(spec, args.out)):8} {spec.describe()}{_state_detail(spec, args.out, state)}")
         return 0
     if args.command == "aggregate":
         from sb3_metarim.benchmark.aggregate import aggregate_suite
@@ -91,6 +89,15 @@ def _run_safely(spec: RunSpec, out: Path, device: str, verbose: int) -> tuple[st
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "error.txt").write_text(error)
         return "failed", error
+
+
+def _state_detail(spec: RunSpec, out: Path, state: str) -> str:
+    """What ``list`` adds to a run's state: the run a waiting one fine-tunes, how far a started one got."""
+    if state == "waiting":
+        return f" (waits for {spec.init_folder(out)})"
+    if state == "started":
+        return f" (checkpoint at {Checkpoint(spec.folder(out)).timesteps()} of {spec.env.n_timesteps} steps)"
+    return ""
 
 
 def _report(index: int, total: int, spec: RunSpec, out: Path, state: str, error: str) -> str:

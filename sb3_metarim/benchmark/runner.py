@@ -30,6 +30,7 @@ import os
 import platform
 import subprocess
 import time
+import zipfile
 from dataclasses import replace
 from functools import partial
 from importlib import metadata
@@ -470,6 +471,11 @@ class Checkpoint:
 
     def exists(self) -> bool:
         return self.model_path.exists()
+
+    def timesteps(self) -> int:
+        """:return: the step count the checkpoint holds, read from its zip's ``data`` without loading the model."""
+        with zipfile.ZipFile(self.model_path) as archive:
+            return int(json.loads(archive.read("data"))["num_timesteps"])
 
     def save(self, model: BaseAlgorithm) -> None:
         env = model.get_env()
