@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = shard(runs, *parse_shard(args.shard))
     if args.command == "list":
         for spec in runs:
-            print(f"{(state := run_state(spec, args.out)):8} {spec.describe()}{_state_detail(spec, args.out, state)}")
+            state = run_state(spec, args.out)
+            print(f"{state:8} {spec.describe()}{_state_detail(spec, args.out, state)}")
         return 0
     if args.command == "aggregate":
         from sb3_metarim.benchmark.aggregate import aggregate_suite
