@@ -17,13 +17,15 @@ Run: ``python scripts/benchmark_throughput.py`` (full: long) or ``python scripts
 
 ``--case gotolocal`` measures the paper's benchmark instead: BabyAI-GoToLocal-v0 with the mission (the zoo's
 ``MissionTokenWrapper`` and ``GridIdsWrapper``, ``MiniGridFeaturesExtractor``) and the zoo's settings (16 envs x 128
-steps, batch 256, 4 epochs, lr 1e-3; MetaRIMPPO with 6 modules of 32, 4 active, ``fast_span`` 20; RecurrentPPO with
-an LSTM of 192, as wide), metarim against lstm alternating as above, then the ``--sweep``s, each varying one setting:
+steps, batch 256, 4 epochs, lr 1e-3; MetaRIMPPO with the package's default core as the zoo config trains it, 6 modules
+of 16, 4 active, beside a dense LSTM of 96, ``slow_max_kl=0.05``, ``fast_span`` 20; RecurrentPPO with an LSTM of 192,
+as wide), metarim against lstm alternating as above, then the ``--sweep``s, each varying one setting:
 ``n_envs`` (16 / 64 / 256; the batch grows with it, 8 minibatches per epoch as at 16 envs), ``vec_env`` (DummyVecEnv
 against SubprocVecEnv, one process per env), ``fast_span`` (10 / 20 / 40; lstm trains on whole rollouts whatever it
-is), ``num_units`` (4 / 6 / 8; lstm as wide) and ``core`` (``paper``: 6 modules of 32, no ``slow_max_kl``;
-``defaults``: the package's defaults as the zoo config gives them, 6 modules of 16 beside a dense LSTM of 96 with
-``slow_max_kl=0.05``; lstm 192 in both). ``--device cuda`` runs the models on the GPU. Writes
+is), ``num_units`` (4 / 6 / 8; modules of 16 beside a dense LSTM as wide as they are, lstm as wide as both) and
+``core`` (``paper``: the paper's core, 6 modules of 32 without a dense LSTM, no ``slow_max_kl``, which the zoo config
+trained until 2026-11-28 and the README's 2026-11-27 tables measure; lstm 192 in both). ``--device cuda`` runs the
+models on the GPU. Writes
 gotolocal_<device>.csv (one row per timed run), gotolocal_<device>.md and gotolocal_<device>.png; ``--compare
 A.csv B.csv`` writes devices.md, the steps/s of the runs of two such files side by side (e.g. GPU against CPU).
 
@@ -31,7 +33,13 @@ A.csv B.csv`` writes devices.md, the steps/s of the runs of two such files side 
 before 2026-11-28's round 21 (the paper's core, no ``slow_max_kl``) and RecurrentPPO with an LSTM of 192, alternating
 as above, on two of the memory suite's tasks (position-only CartPole and RepeatFirst from POPGym) with its settings.
 Writes defaults.csv, defaults.md and defaults.png. The classic case measures the paper's core (6 modules of 32), as
-does gotolocal but for its setting ``core=defaults``.
+does gotolocal's setting ``core=paper``.
+
+``--case budget`` says where the time of a GoToLocal rollout goes (the zoo's setting, metarim and lstm, ``--rollouts``
+after a warm-up), from timers around the env's steps, the features extractor's forward and backward (the backward
+timed from the moment the gradient reaches the features: autograd runs it after everything that reads them), the
+recurrent cores' forward, every ``backward()``, the optimizers' steps, collection and training, and what the cores'
+share would have to become for metarim to reach twice lstm's steps/s. Writes budget.csv and budget.md.
 """
 
 import argparse
@@ -62,8 +70,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-from sb3_metarim import MetaRIMPPO
+from sb3_metarim import MetaRIMPPO, policies
 from sb3_metarim.envs.minigrid import GridIdsWrapper, MissionTokenWrapper
+from sb3_metarim.rim import RIM
 from sb3_metarim.torch_layers import MiniGridFeaturesExtractor
 
 try:
@@ -97,14 +106,14 @@ SUMMARY_COLUMNS = dict(
     ratio_min="x lstm min",
     ratio_max="x lstm max",
 )
-GOTOLOCAL_SETTING = dict(n_envs=16, vec_env="dummy", fast_span=20, num_units=6, core="paper")
+GOTOLOCAL_SETTING = dict(n_envs=16, vec_env="dummy", fast_span=20, num_units=6, core="defaults")
 MINIBATCHES_PER_EPOCH = 8  # 16 envs x 128 steps / batch 256
 SWEEPS = {
     "n_envs": (16, 64, 256),
     "vec_env": ("dummy", "subproc"),
     "fast_span": (10, 20, 40),
     "num_units": (4, 6, 8),
-    "core": ("paper", "defaults"),
+    "core": ("defaults", "paper"),
 }
 
 
@@ -124,7 +133,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument(
-        "--case", choices=("classic", "gotolocal", "defaults"), default="classic", help="see the module docstring"
+        "--case", choices=("classic", "gotolocal", "defaults", "budget"), default="classic", help="see the module docstring"
     )
     parser.add_argument("--sweep", nargs="*", choices=tuple(SWEEPS), default=(), help="gotolocal: settings to vary")
     parser.add_argument("--n-envs-values", type=int, nargs="+", default=SWEEPS["n_envs"], help="gotolocal: n_envs sweep")
@@ -134,8 +143,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         args.rollouts, args.repeats, args.scaling_repeats = 1, 2, 1
-    if args.case == "gotolocal" and args.rollouts % 2:
-        parser.error(f"--rollouts={args.rollouts}: must be even with --case gotolocal (metarim's slow_interval is 2)")
+    if args.case in ("gotolocal", "budget") and args.rollouts % 2:
+        parser.error(f"--rollouts={args.rollouts}: must be even with --case {args.case} (metarim's slow_interval is 2)")
     return args
 
 
@@ -182,6 +191,8 @@ def make_gotolocal_model(
     if core == "paper":
         rim |= PAPER_CORE
         meta |= dict(slow_max_kl=None)
+    else:  # the default split of the width: half to the modules (6 of 16 at 192), half to the dense LSTM
+        rim |= dict(lstm_hidden_size=num_units * UNIT_SIZE)
     return MetaRIMPPO("MultiInputPolicy", env, policy_kwargs=rim, **meta, **common)
 
 
@@ -347,8 +358,9 @@ def run_gotolocal(args: argparse.Namespace, command: str) -> None:
     markdown = (
         f"# Training throughput on {GOTOLOCAL} ({args.device}): MetaRIMPPO (metarim) against RecurrentPPO (lstm)\n\n"
         f"Zoo settings: 16 envs x 128 steps, batch 256 (8 minibatches per epoch; the batch grows with n_envs), 4 epochs, "
-        f"lr 1e-3, MiniGridFeaturesExtractor with the mission; metarim 6 modules of {UNIT_SIZE}, 4 active (setting "
-        f"core=defaults: 6 of 16 beside a dense LSTM of 96, slow_max_kl 0.05), fast_span 20, "
+        f"lr 1e-3, MiniGridFeaturesExtractor with the mission; metarim the zoo's core, 6 modules of 16, 4 active, beside "
+        f"a dense LSTM of 96, slow_max_kl 0.05 (setting core=paper: 6 modules of {UNIT_SIZE}, no dense LSTM, no "
+        f"slow_max_kl), fast_span 20, "
         f"slow phase every 2 rollouts; lstm {6 * UNIT_SIZE} units. {args.rollouts} rollouts per timed run, "
         f"{args.repeats} alternating rounds after a one-rollout warm-up.\n\n"
         f"{to_markdown(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
@@ -398,6 +410,150 @@ def run_defaults(args: argparse.Namespace, command: str) -> None:
     print(markdown)
 
 
+# The rows of budget.md, in the order a reader adds them up.
+BUDGET_STAGES = (
+    "total",
+    "collection",
+    "env steps",
+    "training",
+    "backward",
+    "optimizer steps",
+    "features extractor forward",
+    "features extractor backward",
+    "recurrent cores forward",
+    "recurrent cores backward (and heads)",
+    "recurrent cores, forward and backward",
+    "everything else",
+)
+
+
+class StageTimer:
+    """
+    Wall time of the stages of a model's ``learn`` (seconds, summed over calls): the env's ``step_wait``, the features
+    extractor's forward and backward, the recurrent cores' forward, every ``backward()``, the optimizers' steps,
+    collection and training. Installs its timers on entering and removes them on leaving.
+    """
+
+    def __init__(self, model: BaseAlgorithm) -> None:
+        self.model = model
+        self.seconds: dict[str, float] = {}
+        self.reached_features: float | None = None
+        self.undo: list[Callable[[], None]] = []
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def wrap(self, owner: object, name: str, stage: str) -> None:
+        """Time ``owner.name`` as ``stage``."""
+        inner = getattr(owner, name)
+        had_own = name in vars(owner)
+
+        def timed(*args: object, **kwargs: object) -> object:
+            start = time.perf_counter()
+            result = inner(*args, **kwargs)
+            self.add(stage, time.perf_counter() - start)
+            return result
+
+        setattr(owner, name, timed)
+        self.undo.append(lambda: setattr(owner, name, inner) if had_own else delattr(owner, name))
+
+    def __enter__(self) -> "StageTimer":
+        model, policy = self.model, self.model.policy
+        timer = self
+
+        class MarkFeatures(th.autograd.Function):
+            """The identity; its backward notes when the gradient reaches the features."""
+
+            @staticmethod
+            def forward(ctx: object, features: th.Tensor) -> th.Tensor:
+                return features.view_as(features)
+
+            @staticmethod
+            def backward(ctx: object, grad: th.Tensor) -> th.Tensor:
+                timer.reached_features = time.perf_counter()
+                return grad
+
+        extractor = policy.features_extractor
+        extract = extractor.forward
+        extractor.forward = lambda obs: MarkFeatures.apply(extract(obs)) if th.is_grad_enabled() else extract(obs)
+        self.undo.append(lambda: delattr(extractor, "forward"))
+        self.wrap(extractor, "forward", "features extractor forward")
+        if isinstance(model, MetaRIMPPO):  # the fused actor and critic cores, and the actor alone (log-prob refresh)
+            self.wrap(policies, "run_rims", "recurrent cores forward")
+            self.wrap(RIM, "forward", "recurrent cores forward")
+        else:
+            for core in (policy.lstm_actor, policy.lstm_critic):
+                self.wrap(core, "forward", "recurrent cores forward")
+        self.wrap(model.env, "step_wait", "env steps")
+        self.wrap(model, "collect_rollouts", "collection")
+        self.wrap(model, "train", "training")
+        for optimizer in {id(opt): opt for opt in (policy.optimizer, getattr(model, "slow_optimizer", None)) if opt}.values():
+            self.wrap(optimizer, "step", "optimizer steps")
+        backward = th.Tensor.backward
+
+        def timed_backward(tensor: th.Tensor, *args: object, **kwargs: object) -> None:
+            self.reached_features = None
+            start = time.perf_counter()
+            backward(tensor, *args, **kwargs)
+            end = time.perf_counter()
+            self.add("backward", end - start)
+            if self.reached_features is not None:
+                self.add("features extractor backward", end - self.reached_features)
+
+        th.Tensor.backward = timed_backward
+        self.undo.append(lambda: setattr(th.Tensor, "backward", backward))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for undo in reversed(self.undo):
+            undo()
+
+
+def run_budget(args: argparse.Namespace, command: str) -> None:
+    """metarim and lstm in the zoo's GoToLocal setting, stage by stage; writes budget.csv and budget.md."""
+    per_rollout = {}
+    for algo in ("metarim", "lstm"):
+        model = make_gotolocal_model(args, algo, **GOTOLOCAL_SETTING)
+        model.learn(2 * model.n_envs * model.n_steps)  # warm-up: two rollouts, one slow phase
+        with StageTimer(model) as timer:
+            start = time.perf_counter()
+            model.learn(args.rollouts * model.n_envs * model.n_steps, reset_num_timesteps=False)
+            timer.add("total", time.perf_counter() - start)
+        seconds = {stage: value / args.rollouts for stage, value in timer.seconds.items()}
+        # Backward through the cores (and the small heads) is what the backward passes spend before the features.
+        seconds.setdefault("features extractor backward", 0.0)  # an extractor without parameters has none
+        seconds["recurrent cores backward (and heads)"] = seconds["backward"] - seconds["features extractor backward"]
+        seconds["recurrent cores, forward and backward"] = (
+            seconds["recurrent cores forward"] + seconds["recurrent cores backward (and heads)"]
+        )
+        seconds["everything else"] = seconds["total"] - seconds["recurrent cores, forward and backward"]
+        per_rollout[algo] = seconds
+    table = pd.DataFrame(per_rollout).loc[list(BUDGET_STAGES)].rename_axis("stage (s per rollout)").reset_index()
+    table.to_csv(args.out / "budget.csv", index=False)
+    meta, lstm = per_rollout["metarim"], per_rollout["lstm"]
+    allowed = lstm["total"] / 2 - meta["everything else"]
+    cores = meta["recurrent cores, forward and backward"]
+    verdict = (
+        f"For metarim to reach twice lstm's steps/s, a rollout would have to take {lstm['total'] / 2:.2f} s; "
+        f"everything but its cores takes {meta['everything else']:.2f} s, so its cores (forward and backward) would "
+        + (
+            f"have to take {allowed:.2f} s instead of {cores:.2f} s: {cores / allowed:.1f}x faster."
+            if allowed > 0
+            else "have to take no time at all, and that would not be enough."
+        )
+    )
+    markdown = (
+        f"# Where a rollout's time goes on {GOTOLOCAL} (cpu, zoo setting: 16 envs x 128 steps, batch 256, 4 epochs)\n\n"
+        f"Seconds per rollout of 2,048 steps, over {args.rollouts} rollouts after a two-rollout warm-up. Stages overlap "
+        "(collection holds env steps and forward passes; training holds forward passes, backward and the optimizer "
+        "steps); the cores' backward is every backward pass less the features extractor's.\n\n"
+        f"{to_markdown(table)}\n\n{verdict}\n\n"
+        f"Command: `{command}` · {datetime.now().isoformat(timespec='seconds')} · {machine('cpu')}\n"
+    )
+    (args.out / "budget.md").write_text(markdown)
+    print(markdown)
+
+
 def compare_devices(paths: tuple[Path, Path], out: Path, command: str) -> None:
     """devices.md: median steps/s per (setting, algo) of two gotolocal CSVs side by side, and their ratio."""
     medians = []
@@ -428,6 +584,9 @@ def main() -> None:
         return
     if args.case == "defaults":
         run_defaults(args, command)
+        return
+    if args.case == "budget":
+        run_budget(args, command)
         return
 
     runs = run_throughput(args)
