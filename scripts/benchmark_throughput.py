@@ -443,8 +443,10 @@ class StageTimer:
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
-    def wrap(self, owner: object, name: str, stage: str) -> None:
-        """Time ``owner.name`` as ``stage``."""
+    def wrap(
+        self, owner: object, name: str, stage: str, on_result: Callable[[object], object] = lambda result: result
+    ) -> None:
+        """Time ``owner.name`` as ``stage``; its result goes through ``on_result`` (untimed)."""
         inner = getattr(owner, name)
         had_own = name in vars(owner)
 
@@ -452,7 +454,7 @@ class StageTimer:
             start = time.perf_counter()
             result = inner(*args, **kwargs)
             self.add(stage, time.perf_counter() - start)
-            return result
+            return on_result(result)
 
         setattr(owner, name, timed)
         self.undo.append(lambda: setattr(owner, name, inner) if had_own else delattr(owner, name))
@@ -473,11 +475,8 @@ class StageTimer:
                 timer.reached_features = time.perf_counter()
                 return grad
 
-        extractor = policy.features_extractor
-        extract = extractor.forward
-        extractor.forward = lambda obs: MarkFeatures.apply(extract(obs)) if th.is_grad_enabled() else extract(obs)
-        self.undo.append(lambda: delattr(extractor, "forward"))
-        self.wrap(extractor, "forward", "features extractor forward")
+        mark = lambda features: MarkFeatures.apply(features) if th.is_grad_enabled() else features  # noqa: E731
+        self.wrap(policy.features_extractor, "forward", "features extractor forward", on_result=mark)
         if isinstance(model, MetaRIMPPO):  # the fused actor and critic cores, and the actor alone (log-prob refresh)
             self.wrap(policies, "run_rims", "recurrent cores forward")
             self.wrap(RIM, "forward", "recurrent cores forward")
@@ -487,7 +486,8 @@ class StageTimer:
         self.wrap(model.env, "step_wait", "env steps")
         self.wrap(model, "collect_rollouts", "collection")
         self.wrap(model, "train", "training")
-        for optimizer in {id(opt): opt for opt in (policy.optimizer, getattr(model, "slow_optimizer", None)) if opt}.values():
+        slow_optimizer = getattr(model, "slow_optimizer", None)  # MetaRIMPPO's second optimizer
+        for optimizer in (policy.optimizer, *([slow_optimizer] if slow_optimizer is not None else [])):
             self.wrap(optimizer, "step", "optimizer steps")
         backward = th.Tensor.backward
 

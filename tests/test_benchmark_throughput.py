@@ -61,7 +61,6 @@ def test_stage_timer_times_every_stage_and_removes_its_timers(algo):
 
     originals = timed_callables()
     with StageTimer(model) as timer:
-        start = th.zeros(1)
         model.learn(32)
         timer.add("total", 1.0)
     seconds = timer.seconds
@@ -70,7 +69,7 @@ def test_stage_timer_times_every_stage_and_removes_its_timers(algo):
     assert 0.0 < seconds["features extractor backward"] <= seconds["backward"] < seconds["training"]
     assert seconds["env steps"] < seconds["collection"]
     assert timed_callables() == originals
-    start.requires_grad_(True)
+    start = th.zeros(1, requires_grad=True)
     (start * 2).sum().backward()  # the plain backward again
     assert start.grad.item() == 2.0
 
