@@ -1,6 +1,6 @@
 """A plain RIM step, written from the equations sample by sample and module by module.
 
-Slow on purpose: it is the yardstick for the batched implementation in ``sb3_metarim.rim``.
+Slow on purpose: it is the yardstick for the batched implementation in ``sb3_metarim.cores.rim``.
 It reads the RIM's parameters but none of its code.
 """
 
@@ -8,7 +8,7 @@ import math
 
 import torch as th
 
-from sb3_metarim.rim import RIM
+from sb3_metarim.cores.rim import RIM
 
 
 def reference_forward(rim: RIM, inputs: th.Tensor, state: tuple[th.Tensor, th.Tensor], starts: th.Tensor):

@@ -363,7 +363,7 @@ def test_verdicts_qualify_by_the_cis_and_do_not_count_a_tie_at_the_budget():
 
 def test_env_wrapper_key_runs_meta_rl_tasks_with_metods_and_the_lstm(tmp_path):
     """``env_wrapper`` (rl-zoo3's format) wraps train and eval envs: here previous action and reward for meta-RL."""
-    wrapper = [{"sb3_metarim.wrappers.PrevActionRewardWrapper": {"first_step": False}}]
+    wrapper = [{"sb3_metarim.common.wrappers.PrevActionRewardWrapper": {"first_step": False}}]
     data = {
         "suite": "meta",
         "seeds": [0],
@@ -417,7 +417,7 @@ def test_the_metods_suite_loads_and_names_known_algorithms():
 
 GRID_WRAPPERS = ["sb3_metarim.envs.minigrid.MissionTokenWrapper", "sb3_metarim.envs.minigrid.GridIdsWrapper"]
 TINY_GRID_EXTRACTOR = {
-    "features_extractor_class": "sb3_metarim.torch_layers.MiniGridFeaturesExtractor",
+    "features_extractor_class": "sb3_metarim.common.torch_layers.MiniGridFeaturesExtractor",
     "features_extractor_kwargs": {"image_features_dim": 8, "word_embedding_dim": 4, "mission_features_dim": 8},
 }
 
@@ -612,7 +612,7 @@ def test_load_pretrained_keeps_weights_and_both_optimizers(tmp_path):
 
     import torch as th
 
-    from sb3_metarim.meta_rim_ppo import MetaRIMPPO
+    from sb3_metarim.meta_rim_ppo.meta_rim_ppo import MetaRIMPPO
 
     (tmp_path / "p").mkdir()
     (tmp_path / "f").mkdir()

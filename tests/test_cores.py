@@ -8,8 +8,8 @@ from torch import nn
 
 from sb3_metarim import MetaRIMPPO
 from sb3_metarim.cores import CORE_CONFIGS, CORES, make_core, register_core
-from sb3_metarim.policies import RIMActorCriticPolicy
-from sb3_metarim.rim import RIM, RIMConfig
+from sb3_metarim.cores.rim import RIM, RIMConfig
+from sb3_metarim.meta_rim_ppo.policies import RIMActorCriticPolicy
 
 from .conftest import SMALL_CORE
 

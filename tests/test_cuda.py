@@ -9,8 +9,8 @@ import torch as th
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_metarim import MetaRIMPPO, MetODSPPO, make_meta_env
+from sb3_metarim.common.torch_layers import MiniGridFeaturesExtractor
 from sb3_metarim.cores import make_core
-from sb3_metarim.torch_layers import MiniGridFeaturesExtractor
 
 from .conftest import SMALL_CORE
 

@@ -5,7 +5,7 @@ import torch as th
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_metarim import MetaRIMPPO
-from sb3_metarim.meta_rim_ppo import DEFAULT_SLOW_PARAMETERS
+from sb3_metarim.cores.rim import RIM_SLOW_PARAMETERS
 
 from .conftest import SMALL_CORE
 
@@ -20,7 +20,7 @@ def snapshot(model: MetaRIMPPO) -> dict[str, th.Tensor]:
 
 
 def is_slow(name: str) -> bool:
-    return any(pattern in name for pattern in DEFAULT_SLOW_PARAMETERS)
+    return any(pattern in name for pattern in RIM_SLOW_PARAMETERS)
 
 
 class PhaseSpy:

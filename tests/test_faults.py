@@ -18,8 +18,8 @@ import pytest
 from optuna.trial import TrialState
 
 from sb3_metarim import MetaRIMPPO
-from sb3_metarim.checkpoints import continue_learning, latest_checkpoint
-from sb3_metarim.tuning import RETRY_OF_ATTR, RETRY_REASON_ATTR, WORKER_DIED, open_storage
+from sb3_metarim.common.checkpoints import continue_learning, latest_checkpoint
+from sb3_metarim.zoo.tuning import RETRY_OF_ATTR, RETRY_REASON_ATTR, WORKER_DIED, open_storage
 
 from .test_zoo import CUE, CUE_NAME, start_train, train
 
@@ -29,7 +29,7 @@ ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).res
 WORKER = textwrap.dedent(
     """
     import sys, time, optuna
-    from sb3_metarim.tuning import open_storage, record_failures
+    from sb3_metarim.zoo.tuning import open_storage, record_failures
     url, trial_seconds, n_trials = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
     storage = open_storage(url, heartbeat_interval=1, grace_period=2)
     study = optuna.create_study(storage=storage, study_name="s", direction="maximize", load_if_exists=True)
@@ -117,7 +117,7 @@ def test_a_live_workers_trial_is_not_taken_for_dead(tmp_path):
 
 
 def test_the_cli_study_reruns_a_sigkilled_workers_trial(tmp_path):
-    """sb3_metarim.train --optimize with a short grace period: kill -9 mid-trial, run again, the trial is retried."""
+    """sb3_metarim.zoo.train --optimize with a short grace period: kill -9 mid-trial, run again, the trial is retried."""
     options = ["--algo", "metarim_ppo", "--env", CUE, "--optimize", "--n-evaluations", "1", "--eval-episodes", "2"]
     options += ["-params", "n_envs:2", "--heartbeat-interval", "1", "--grace-period", "2"]
     worker = start_train(*options, "-n", "100000", "--n-trials", "1", cwd=tmp_path)
@@ -147,7 +147,7 @@ TRAINER = textwrap.dedent(
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
     from sb3_metarim import MetaRIMPPO
-    from sb3_metarim.checkpoints import ResumableCheckpointCallback, continue_learning, latest_checkpoint
+    from sb3_metarim.common.checkpoints import ResumableCheckpointCallback, continue_learning, latest_checkpoint
     folder, total = sys.argv[1], int(sys.argv[2])
     env = VecNormalize(make_vec_env("sb3_metarim/CueMemory-v0", n_envs=2, seed=0))
     checkpoint = latest_checkpoint(folder)

@@ -7,8 +7,8 @@ from gymnasium import spaces
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from sb3_contrib.common.recurrent.type_aliases import RNNStates
 
-from sb3_metarim.policies import RIMActorCriticPolicy
-from sb3_metarim.rim import RIM, fusable_rims, run_rims
+from sb3_metarim.cores.rim import RIM, fusable_rims, run_rims
+from sb3_metarim.meta_rim_ppo.policies import RIMActorCriticPolicy
 
 from .conftest import SMALL_CORE
 

@@ -1,32 +1,32 @@
-"""The package's layout: moved names stay importable from their old homes; the core needs none of the extras."""
+"""The package's layout: the public names, no module-level ``__getattr__``, and the core needs none of the extras."""
 
+import importlib
+import pkgutil
 import subprocess
 import sys
-import warnings
-
-import pytest
 
 import sb3_metarim
 
 
-def test_moved_names_are_importable_from_their_old_homes():
-    from sb3_metarim import envs, meta_rim_ppo, plots, rim, torch_layers, tuning, variants, zoo
-    from sb3_metarim.envs import meta
-    from sb3_metarim.envs import minigrid as minigrid_envs
+def test_public_names_and_entry_points():
+    from sb3_metarim import RIMPPO, MetaLSTMPPO, MetaRIMPPO, MetODSPPO, envs
+    from sb3_metarim.benchmark.cli import main as benchmark_main
+    from sb3_metarim.zoo.enjoy import main as enjoy_main
+    from sb3_metarim.zoo.train import main as train_main
 
-    assert zoo.RIMPPO is variants.RIMPPO is sb3_metarim.RIMPPO
-    assert zoo.MetaLSTMPPO is variants.MetaLSTMPPO is sb3_metarim.MetaLSTMPPO
-    assert plots.write_study_report is tuning.write_study_report
-    with pytest.warns(DeprecationWarning, match="sb3_metarim.zoo"):
-        assert tuning.make_objective is zoo.make_objective
-    assert meta_rim_ppo.ModuleActivity is rim.ModuleActivity
-    for name in ("MiniGridFeaturesExtractor", "GridEncoder", "MissionEncoder", "PAD_ID", "IMAGE_KEY", "MISSION_KEY"):
-        assert getattr(minigrid_envs, name) is getattr(torch_layers, name), name
-    assert minigrid_envs.make_meta_env is envs.make_meta_env is meta.make_meta_env is sb3_metarim.make_meta_env
-    assert envs.MiniGridFeaturesExtractor is sb3_metarim.MiniGridFeaturesExtractor is torch_layers.MiniGridFeaturesExtractor
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        from sb3_metarim.envs.minigrid import GridIdsWrapper, MissionTokenWrapper, require_key  # noqa: F401
+    assert all(issubclass(algo, MetaRIMPPO) for algo in (RIMPPO, MetaLSTMPPO, MetODSPPO))
+    assert envs.make_meta_env is sb3_metarim.make_meta_env
+    assert callable(benchmark_main) and callable(enjoy_main) and callable(train_main)
+    result = subprocess.run([sys.executable, "-m", "sb3_metarim.benchmark", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "run" in result.stdout, result.stderr[-2000:]
+
+
+def test_no_module_keeps_names_through_a_module_getattr():
+    modules = pkgutil.walk_packages(sb3_metarim.__path__, "sb3_metarim.")
+    names = [info.name for info in modules if not info.name.endswith("__main__")]
+    assert "sb3_metarim.cores.registry" in names and "sb3_metarim.meta_rim_ppo.policies" in names
+    with_getattr = [name for name in names if "__getattr__" in vars(importlib.import_module(name))]
+    assert not with_getattr, with_getattr
 
 
 CORE_ONLY = """
@@ -41,7 +41,7 @@ model.save(sys.argv[1])
 loaded = MetaLSTMPPO.load(sys.argv[1], device="cpu")
 assert type(loaded) is MetaLSTMPPO and loaded.num_timesteps == 32
 RIMPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, policy_kwargs=dict(num_units=2, top_k=1, unit_size=4))
-extras = sorted(name for name in ("rl_zoo3", "optuna", "sb3_metarim.zoo", "sb3_metarim.tuning") if name in sys.modules)
+extras = sorted(name for name in ("rl_zoo3", "optuna", "sb3_metarim.zoo") if name in sys.modules)
 assert not extras, extras
 print("ok")
 """

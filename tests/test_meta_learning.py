@@ -6,9 +6,9 @@ import pytest
 from stable_baselines3.common.logger import configure
 
 from sb3_metarim import MetaRIMPPO
-from sb3_metarim.callbacks import TrialLogger
+from sb3_metarim.common.callbacks import TrialLogger
+from sb3_metarim.common.wrappers import INNER_EPISODE
 from sb3_metarim.envs import make_meta_env
-from sb3_metarim.wrappers import INNER_EPISODE
 
 from .conftest import SMALL_CORE
 

@@ -1,4 +1,4 @@
-"""The MetODS core (sb3_metarim.metods) and MetODSPPO: shapes, state carry and resets, stability, options, SB3 API."""
+"""The MetODS core (sb3_metarim.cores.metods) and MetODSPPO: shapes, state carry and resets, stability, options, SB3 API."""
 
 import inspect
 import math
@@ -11,8 +11,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from sb3_metarim import MetaRIMPPO, MetODSPPO, make_meta_env
 from sb3_metarim.cores import make_core
-from sb3_metarim.metods import MetODS, MetODSConfig
-from sb3_metarim.policies import RIMActorCriticPolicy
+from sb3_metarim.cores.metods import MetODS, MetODSConfig
+from sb3_metarim.meta_rim_ppo.policies import RIMActorCriticPolicy
 
 SMALL = dict(num_neurons=6, recursions=2)
 PPO_SMALL = dict(n_steps=16, batch_size=32, n_epochs=1)

@@ -16,10 +16,19 @@ from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.torch_layers import CombinedExtractor
 from stable_baselines3.common.utils import obs_as_tensor
 
-from sb3_metarim import MetaRIMPPO
-from sb3_metarim.callbacks import TrialLogger
-from sb3_metarim.envs import GridIdsWrapper, MiniGridFeaturesExtractor, MissionTokenWrapper, make_meta_env, tokenize_mission
-from sb3_metarim.envs.minigrid import MAX_MISSION_LENGTH, MISSION_WORDS, PAD_ID, UNK_ID, VOCABULARY_SIZE, WORD_IDS
+from sb3_metarim import MetaRIMPPO, MiniGridFeaturesExtractor, make_meta_env
+from sb3_metarim.common.callbacks import TrialLogger
+from sb3_metarim.envs.minigrid import (
+    MAX_MISSION_LENGTH,
+    MISSION_WORDS,
+    PAD_ID,
+    UNK_ID,
+    VOCABULARY_SIZE,
+    WORD_IDS,
+    GridIdsWrapper,
+    MissionTokenWrapper,
+    tokenize_mission,
+)
 
 from .conftest import SMALL_CORE
 

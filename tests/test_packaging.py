@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "constraints.txt", "sb3_metarim")
+SOURCES = ("pyproject.toml", "README.md", "constraints.txt", "sb3_metarim", "zoo_configs")
 TIMEOUT = 900
 
 BARE = """

@@ -20,9 +20,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from torch import nn
 
 from sb3_metarim import MetaRIMPPO
-from sb3_metarim.meta_rim_ppo import DEFAULT_SLOW_PARAMETERS
-from sb3_metarim.rim import RIM
-from sb3_metarim.variants import META_LSTM_SLOW_PARAMETERS, MetaLSTMPPO, MetODSPPO
+from sb3_metarim.cores.rim import RIM, RIM_SLOW_PARAMETERS
+from sb3_metarim.meta_rim_ppo.variants import META_LSTM_SLOW_PARAMETERS, MetaLSTMPPO, MetODSPPO
 
 POLICY_NAMES = {"MlpLstmPolicy": "MlpPolicy", "CnnLstmPolicy": "CnnPolicy", "MultiInputLstmPolicy": "MultiInputPolicy"}
 # RecurrentPPO (the reference), MetaRIMPPO (a RIM), MetaLSTMPPO (an nn.LSTM, fast and slow), MetODSPPO.
@@ -120,13 +119,12 @@ def test_policy_kwargs(algo, policy_kwargs):
 
 @pytest.mark.parametrize("algo", ALGOS, ids=lambda algo: algo.__name__)
 def test_check(algo):
-    # RecurrentPPO asserts; ours raise a ValueError naming the arguments.
-    error = AssertionError if algo is RecurrentPPO else ValueError
+    # sb3-contrib's own checks: the same AssertionError for RecurrentPPO and ours.
     for policy_kwargs in (
         dict(shared_lstm=True, enable_critic_lstm=True),
         dict(shared_lstm=True, enable_critic_lstm=False, share_features_extractor=False),
     ):
-        with pytest.raises(error, match=None if algo is RecurrentPPO else "shared_lstm=True"):
+        with pytest.raises(AssertionError, match="LSTM"):
             algo(policy_name(algo, "MlpLstmPolicy"), "CartPole-v1", n_steps=16, seed=0, policy_kwargs=policy_kwargs)
 
 
@@ -235,4 +233,4 @@ def test_an_lstm_core_with_default_arguments_trains_fast_and_slow_with_the_meta_
 
 def test_the_rim_default_slow_set_is_unchanged():
     model = MetaRIMPPO("MlpPolicy", "CartPole-v1", n_steps=16)
-    assert model.slow_parameters == list(DEFAULT_SLOW_PARAMETERS) == ["input_attention", "communication_attention"]
+    assert model.slow_parameters == list(RIM_SLOW_PARAMETERS) == ["input_attention", "communication_attention"]

@@ -3,7 +3,7 @@
 import pytest
 import torch as th
 
-from sb3_metarim.rim import RIM, RIMConfig
+from sb3_metarim.cores.rim import RIM, RIMConfig
 
 from .reference_rim import reference_forward
 

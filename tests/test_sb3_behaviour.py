@@ -8,9 +8,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from sb3_metarim import MetaLSTMPPO, MetaRIMPPO, RIMActorCriticPolicy
-from sb3_metarim.policies import RIMMultiInputActorCriticPolicy
-from sb3_metarim.rim import RIMConfig
+from sb3_metarim import MetaRIMPPO, RIMActorCriticPolicy
+from sb3_metarim.meta_rim_ppo.policies import RIMMultiInputActorCriticPolicy
 
 from .conftest import SMALL_CORE
 
@@ -70,85 +69,6 @@ def test_save_load_round_trip(cue_env, tmp_path, meta, core_options):
     loaded.learn(64, reset_num_timesteps=False)
     assert loaded.num_timesteps == 128
     assert any(not th.equal(before[k], v) for k, v in loaded.policy.state_dict().items())
-
-
-def test_a_model_saved_before_the_sticky_default_loads_with_the_paper_selection(cue_env, tmp_path):
-    """sticky_bonus's default was 0, then 0.1, now 0.3: a new model's file records it (so a file of the 0.1 days
-    says 0.1), and a file without it predates the first change, so it loads with 0, the selection it was trained
-    with, and acts as it did."""
-    model = make_model(cue_env)
-    assert model.policy_kwargs["sticky_bonus"] == RIMConfig.sticky_bonus == 0.3 == model.policy.core_config.sticky_bonus
-    model.save(tmp_path / "new")
-    assert MetaRIMPPO.load(tmp_path / "new").policy.core_config.sticky_bonus == 0.3
-    make_model(cue_env, policy_kwargs=dict(SMALL_CORE, sticky_bonus=0.1)).save(tmp_path / "day")
-    assert MetaRIMPPO.load(tmp_path / "day").policy.core_config.sticky_bonus == 0.1
-    legacy = make_model(cue_env, policy_kwargs=dict(SMALL_CORE, sticky_bonus=0.0))
-    del legacy.policy_kwargs["sticky_bonus"]  # what a model saved before the change holds
-    legacy.save(tmp_path / "legacy")
-    loaded = MetaRIMPPO.load(tmp_path / "legacy", env=cue_env)
-    assert loaded.policy.core_config.sticky_bonus == 0.0 and loaded.policy.lstm_actor.hidden_size == 32
-    obs = cue_env.reset()
-    for expected, got in zip(rollout_actions(legacy, obs), rollout_actions(loaded, obs), strict=True):
-        np.testing.assert_array_equal(expected, got)
-    # Cores without a selection are left alone.
-    assert "sticky_bonus" not in MetaLSTMPPO("MlpPolicy", cue_env, n_steps=16, batch_size=16).policy_kwargs
-
-
-def test_a_model_saved_before_the_round_21_defaults_loads_as_trained(cue_env, tmp_path):
-    """unit_size 32 -> 16, dense_size 0 -> 96 and slow_max_kl None -> 0.05 (2026-11-28, round 21): a new model's file
-    records them; a file without them predates the change and loads with the paper's core and no limit, and acts as
-    it did. With lstm_hidden_size such a file's width was the modules' alone."""
-    model = MetaRIMPPO("MlpPolicy", cue_env, n_steps=16, batch_size=16)
-    assert model.policy_kwargs["unit_size"] == 16 and model.policy_kwargs["dense_size"] == 96 and model.slow_max_kl == 0.05
-    model.save(tmp_path / "new")
-    loaded = MetaRIMPPO.load(tmp_path / "new")
-    assert (loaded.policy.core_config.unit_size, loaded.policy.core_config.dense_size, loaded.slow_max_kl) == (16, 96, 0.05)
-
-    legacy = MetaRIMPPO("MlpPolicy", cue_env, n_steps=16, batch_size=16, policy_kwargs=dict(unit_size=32, dense_size=0))
-    for name in ("unit_size", "dense_size"):
-        del legacy.policy_kwargs[name]  # what a model saved before the change holds
-    del legacy.slow_max_kl
-    legacy.save(tmp_path / "legacy")
-    loaded = MetaRIMPPO.load(tmp_path / "legacy", env=cue_env)
-    assert (loaded.policy.core_config.unit_size, loaded.policy.core_config.dense_size, loaded.slow_max_kl) == (32, 0, None)
-    assert MetaRIMPPO.load(tmp_path / "legacy", slow_max_kl=0.1).slow_max_kl == 0.1  # an argument given wins
-    obs = cue_env.reset()
-    for expected, got in zip(rollout_actions(legacy, obs), rollout_actions(loaded, obs), strict=True):
-        np.testing.assert_array_equal(expected, got)
-
-    width = MetaRIMPPO("MlpPolicy", cue_env, n_steps=16, policy_kwargs=dict(lstm_hidden_size=64, num_units=4, dense_size=0))
-    for name in ("unit_size", "dense_size"):
-        del width.policy_kwargs[name]
-    width.save(tmp_path / "width")
-    config = MetaRIMPPO.load(tmp_path / "width").policy.core_config
-    assert (config.num_units, config.unit_size, config.dense_size) == (4, 16, 0)
-    # A new model with lstm_hidden_size records the split it made.
-    halves = MetaRIMPPO("MlpPolicy", cue_env, n_steps=16, policy_kwargs=dict(lstm_hidden_size=64, num_units=4))
-    assert (halves.policy_kwargs["unit_size"], halves.policy_kwargs["dense_size"]) == (8, 32)
-    halves.save(tmp_path / "halves")
-    assert MetaRIMPPO.load(tmp_path / "halves").policy.core_config.dense_size == 32
-
-
-def test_a_policy_saved_alone_by_an_older_version_loads_as_trained(cue_env, tmp_path):
-    """policy.save files hold every option of the core as it was then: one saved before dense_size and sticky_bonus
-    existed has neither and loads without them (0), as it was trained; an lstm-core one saved before that core had
-    options of its own holds the RIM's, which it never used."""
-    rim = make_model(cue_env, policy_kwargs=dict(SMALL_CORE, sticky_bonus=0.0))
-    data = rim.policy._get_constructor_parameters()
-    del data["dense_size"], data["sticky_bonus"]
-    th.save({"state_dict": rim.policy.state_dict(), "data": data}, tmp_path / "rim.pt")
-    policy = RIMActorCriticPolicy.load(tmp_path / "rim.pt")
-    assert policy.core_config == rim.policy.core_config
-
-    lstm = make_model(cue_env, policy_kwargs=dict(recurrent_core="lstm", lstm_hidden_size=24))
-    data = lstm.policy._get_constructor_parameters()
-    data = {**RIMConfig().as_dict(), **data}  # the RIM's options beside the lstm core's own
-    th.save({"state_dict": lstm.policy.state_dict(), "data": data}, tmp_path / "lstm.pt")
-    policy = RIMActorCriticPolicy.load(tmp_path / "lstm.pt")
-    assert policy.lstm_actor.hidden_size == 24
-    obs = cue_env.reset()
-    actions = [policy.predict(obs, deterministic=True)[0], lstm.policy.predict(obs, deterministic=True)[0]]
-    np.testing.assert_array_equal(*actions)
 
 
 def test_policy_saved_alone_keeps_its_core(cue_env, tmp_path):

@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sb3_metarim.tuning import INTERRUPTED_ATTR, RETRY_OF_ATTR, open_storage, record_failures, requeue_interrupted
+from sb3_metarim.zoo.tuning import INTERRUPTED_ATTR, RETRY_OF_ATTR, open_storage, record_failures, requeue_interrupted
 
 STUDY = "resume"
 
@@ -17,7 +17,7 @@ def objective(trial: optuna.Trial) -> float:
 
 def interrupted(trial: optuna.Trial) -> float:
     trial.suggest_float("x", 0.0, 1.0)
-    raise KeyboardInterrupt  # Ctrl-C, or SIGTERM under sb3_metarim.train
+    raise KeyboardInterrupt  # Ctrl-C, or SIGTERM under sb3_metarim.zoo.train
 
 
 def resume(storage: str, barrier: threading.Barrier, errors: list[BaseException]) -> None:

@@ -7,8 +7,8 @@ from gymnasium import spaces
 from stable_baselines3.common.envs import IdentityEnvBox, IdentityEnvMultiBinary, IdentityEnvMultiDiscrete
 from stable_baselines3.common.monitor import Monitor
 
+from sb3_metarim.common.wrappers import INNER_EPISODE, INNER_EPISODE_START, PrevActionRewardWrapper, TrialWrapper
 from sb3_metarim.envs import BernoulliBanditEnv, make_meta_env
-from sb3_metarim.wrappers import INNER_EPISODE, INNER_EPISODE_START, PrevActionRewardWrapper, TrialWrapper
 
 CUE_EPISODE_LENGTH = 6  # CueMemory with delay=4: cue, 4 blanks, query, answer
 MAX_TRIAL_STEPS = 100  # more than any trial below takes: a wrapper that never ends a trial fails instead of hanging

@@ -1,5 +1,5 @@
 """
-rl-zoo3 training and Optuna tuning of our algorithms, through the real CLIs (``python -m sb3_metarim.train`` /
+rl-zoo3 training and Optuna tuning of our algorithms, through the real CLIs (``python -m sb3_metarim.zoo.train`` /
 ``.enjoy`` in subprocesses), real Optuna storages (journal files, PostgreSQL) and tiny budgets.
 
 Studies are kept small and fast with Optuna's own ``enqueue_trial``: the tests enqueue trials whose rollout
@@ -26,10 +26,11 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 
 from sb3_metarim import RIMPPO, MetaLSTMPPO, MetaRIMPPO, MetODS, MetODSConfig, MetODSPPO
-from sb3_metarim.callbacks import TrialLogger
-from sb3_metarim.rim import RIM
-from sb3_metarim.torch_layers import MiniGridFeaturesExtractor
-from sb3_metarim.tuning import (
+from sb3_metarim.common.callbacks import TrialLogger
+from sb3_metarim.common.torch_layers import MiniGridFeaturesExtractor
+from sb3_metarim.cores.rim import RIM
+from sb3_metarim.zoo.experiment import ZOO_CONFIGS, ZooExperimentManager, experiment_manager, make_objective, register
+from sb3_metarim.zoo.tuning import (
     ERROR_ATTR,
     INTERRUPTED_ATTR,
     RETRY_OF_ATTR,
@@ -39,7 +40,6 @@ from sb3_metarim.tuning import (
     sample_metarim_params,
     write_study_report,
 )
-from sb3_metarim.zoo import ZOO_CONFIGS, ZooExperimentManager, experiment_manager, make_objective, register
 
 REPO = Path(__file__).resolve().parents[1]
 CUE = "sb3_metarim/CueMemory-v0"
@@ -68,11 +68,11 @@ def cli(module: str, *args: str, cwd: Path, check: bool = True) -> subprocess.Co
 
 
 def train(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    return cli("sb3_metarim.train", "--num-threads", "1", "-f", "logs", *args, cwd=cwd, check=check)
+    return cli("sb3_metarim.zoo.train", "--num-threads", "1", "-f", "logs", *args, cwd=cwd, check=check)
 
 
 def start_train(*args: str, cwd: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "sb3_metarim.train", "--num-threads", "1", "-f", "logs", *args]
+    command = [sys.executable, "-m", "sb3_metarim.zoo.train", "--num-threads", "1", "-f", "logs", *args]
     return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -132,7 +132,7 @@ def test_each_algorithm_runs_a_rollout_from_its_config(algo, tmp_path):
     train("--algo", algo, "--env", DOORKEY, "-n", "1", "--eval-freq", "-1", "--seed", "0", *small, cwd=tmp_path)
     run = tmp_path / "logs" / algo / f"{DOORKEY}_1"
     config = yaml.load((run / DOORKEY / "config.yml").read_text(), Loader=yaml.UnsafeLoader)
-    assert {"sb3_metarim.wrappers.TrialWrapper": {"episodes_per_trial": 3}} in config["env_wrapper"]
+    assert {"sb3_metarim.common.wrappers.TrialWrapper": {"episodes_per_trial": 3}} in config["env_wrapper"]
     register()
     model = ALGOS[algo].load(run / f"{DOORKEY}.zip", device="cpu")
     assert model.num_timesteps == 2 * 16
@@ -156,11 +156,11 @@ def test_train_saves_in_the_zoo_layout_then_enjoy_runs_it(tmp_path):
     assert len(np.load(run / "evaluations.npz")["timesteps"]) == 2
 
     enjoy = ["--algo", "metarim_ppo", "--env", CUE, "-f", "logs", "--no-render", "-n", "60"]
-    result = cli("sb3_metarim.enjoy", *enjoy, "--num-threads", "1", cwd=tmp_path)
+    result = cli("sb3_metarim.zoo.enjoy", *enjoy, "--num-threads", "1", cwd=tmp_path)
     assert f"Loading {Path('logs') / 'metarim_ppo' / f'{CUE_NAME}_1' / f'{CUE_NAME}.zip'}" in result.stdout
     assert "Mean reward:" in result.stdout
 
-    cli("sb3_metarim.enjoy", "--video", *enjoy, cwd=tmp_path)
+    cli("sb3_metarim.zoo.enjoy", "--video", *enjoy, cwd=tmp_path)
     assert len(list((run / "videos").glob("*.mp4"))) == 1
 
 

@@ -51,8 +51,8 @@ from stable_baselines3.common.logger import Logger, make_output_format
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize, sync_envs_normalization
 
 from sb3_metarim.benchmark.spec import HARNESS_KEYS, RunSpec, import_modules
-from sb3_metarim.meta_rim_ppo import MetaRIMPPO
-from sb3_metarim.variants import RIMPPO, MetaLSTMPPO, MetODSPPO
+from sb3_metarim.meta_rim_ppo.meta_rim_ppo import MetaRIMPPO
+from sb3_metarim.meta_rim_ppo.variants import RIMPPO, MetaLSTMPPO, MetODSPPO
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "metarim_ppo": MetaRIMPPO,

@@ -38,7 +38,7 @@ Two keys chain runs and test them off their training env:
 Hyperparameters merge in the order suite, env, variant (``policy_kwargs`` key by key). The harness consumes
 ``n_envs``, ``normalize`` (``VecNormalize``), ``frame_stack`` (``VecFrameStack``) and ``env_wrapper`` (gymnasium
 wrappers around each env, outside its ``Monitor``, as rl-zoo3's key: a class path or a list of class paths or
-``{class path: kwargs}``, innermost first, e.g. ``[{sb3_metarim.wrappers.PrevActionRewardWrapper: {first_step:
+``{class path: kwargs}``, innermost first, e.g. ``[{sb3_metarim.common.wrappers.PrevActionRewardWrapper: {first_step:
 false}}]`` for meta-RL tasks); every other key goes to the algorithm's constructor.
 """
 

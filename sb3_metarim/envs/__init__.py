@@ -1,10 +1,8 @@
 """
 Environments of sb3-metarim, registered with gymnasium on import, and :func:`make_meta_env`. With the ``minigrid``
-package installed (``pip install "sb3-metarim[minigrid]"``) this also registers MiniGrid and BabyAI and exports
-their wrappers (:mod:`sb3_metarim.envs.minigrid`).
+package installed (``pip install "sb3-metarim[minigrid]"``) this also registers MiniGrid and BabyAI; their wrappers
+are in :mod:`sb3_metarim.envs.minigrid`.
 """
-
-from typing import Any
 
 import gymnasium as gym
 
@@ -15,36 +13,22 @@ from sb3_metarim.envs.meta import make_meta_env
 from sb3_metarim.envs.metamaze import MetaMazeEnv
 from sb3_metarim.envs.tmaze import TMazeEnv
 from sb3_metarim.envs.two_step import TwoStepEnv
-from sb3_metarim.torch_layers import MiniGridFeaturesExtractor
 
-MINIGRID_NAMES = ("GridIdsWrapper", "MissionTokenWrapper", "tokenize_mission")
 try:
-    from sb3_metarim.envs.minigrid import GridIdsWrapper, MissionTokenWrapper, tokenize_mission
+    import sb3_metarim.envs.minigrid  # noqa: F401  (registers MiniGrid and BabyAI)
 except ModuleNotFoundError as error:  # minigrid is optional
     if error.name != "minigrid":
         raise
-
-    def __getattr__(name: str) -> Any:
-        if name in MINIGRID_NAMES:
-            raise ImportError(
-                f"sb3_metarim.envs.{name} needs the minigrid package: pip install 'sb3-metarim[minigrid]'", name=name
-            )
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 __all__ = [
     "BernoulliBanditEnv",
     "CueMemoryEnv",
     "DependentBanditEnv",
-    "GridIdsWrapper",
     "HarlowEnv",
     "MetaMazeEnv",
-    "MiniGridFeaturesExtractor",
-    "MissionTokenWrapper",
     "TMazeEnv",
     "TwoStepEnv",
     "make_meta_env",
-    "tokenize_mission",
 ]
 
 if "sb3_metarim/CueMemory-v0" not in gym.registry:

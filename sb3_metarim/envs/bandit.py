@@ -6,8 +6,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from sb3_metarim.common.validation import check_positive_int
 from sb3_metarim.envs.rendering import AGENT, WALL, CellsRenderedEnv, grey_cells
-from sb3_metarim.validation import check_positive_int
 
 ARM_PROBABILITIES_OPTION = "arm_probabilities"
 
@@ -16,14 +16,14 @@ class BernoulliBanditEnv(CellsRenderedEnv):
     """
     Each pull of arm ``i`` pays 1 with probability ``p_i``, else 0; an episode is ``pulls_per_episode`` pulls.
     The observation is a constant zero: what an agent learns about the arms comes from its previous actions and
-    rewards (see :class:`~sb3_metarim.wrappers.PrevActionRewardWrapper`), as in Wang et al. 2016,
+    rewards (see :class:`~sb3_metarim.common.wrappers.PrevActionRewardWrapper`), as in Wang et al. 2016,
     "Learning to reinforcement learn".
 
     A task is the vector ``p``. A reset with ``options={"arm_probabilities": p}`` plays the task ``p``; any other
     reset draws a new task: each ``p_i`` uniform in [0, 1] (Wang et al.'s independent bandit), or, with
     ``probability_set``, those probabilities in a random order over the arms (``(0.1, 0.9)`` is their "easy"
     two-armed bandit, ``(0.25, 0.75)`` the "medium" one). :meth:`sample_task` draws a task for
-    :class:`~sb3_metarim.wrappers.TrialWrapper`, which then keeps it for a whole trial, while the rewards stay
+    :class:`~sb3_metarim.common.wrappers.TrialWrapper`, which then keeps it for a whole trial, while the rewards stay
     random from pull to pull.
 
     :param n_arms: Number of arms, >= 2.

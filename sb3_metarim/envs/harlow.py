@@ -5,8 +5,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from sb3_metarim.common.validation import check_positive_int
 from sb3_metarim.envs.rendering import CellsRenderedEnv, grey_cells
-from sb3_metarim.validation import check_positive_int
 
 FIXATE, LEFT, RIGHT = 0, 1, 2
 MIN_VALUE_GAP = 0.1

@@ -17,8 +17,8 @@ import gymnasium as gym
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from sb3_metarim.validation import check_positive_int
-from sb3_metarim.wrappers import PrevActionRewardWrapper, TaskSampler, TrialWrapper
+from sb3_metarim.common.validation import check_positive_int
+from sb3_metarim.common.wrappers import PrevActionRewardWrapper, TaskSampler, TrialWrapper
 
 
 def make_meta_env(
@@ -38,8 +38,8 @@ def make_meta_env(
     """
     A VecEnv of meta-RL trials ready for ``MetaRIMPPO("MultiInputPolicy", env)``. Each env is, innermost first:
     ``gym.make(env_id, **env_kwargs)``; for MiniGrid/BabyAI :class:`MissionTokenWrapper` and
-    :class:`GridIdsWrapper`; :class:`~sb3_metarim.wrappers.TrialWrapper`;
-    SB3's ``Monitor``; :class:`~sb3_metarim.wrappers.PrevActionRewardWrapper` with its ``"first_step"`` flag.
+    :class:`GridIdsWrapper`; :class:`~sb3_metarim.common.wrappers.TrialWrapper`;
+    SB3's ``Monitor``; :class:`~sb3_metarim.common.wrappers.PrevActionRewardWrapper` with its ``"first_step"`` flag.
 
     This order matters: ``Monitor`` outside ``TrialWrapper`` reports each trial as one episode (inside, SB3 would
     log every inner episode), and ``PrevActionRewardWrapper`` outside it carries the previous action and reward
@@ -48,14 +48,14 @@ def make_meta_env(
 
     SB3's default ``CombinedExtractor`` works on the result (it flattens the grid and the token ids); for
     MiniGrid/BabyAI pass ``policy_kwargs=dict(features_extractor_class=MiniGridFeaturesExtractor)``, which embeds
-    them. Log the adaptation within trials with :class:`~sb3_metarim.callbacks.TrialLogger`.
+    them. Log the adaptation within trials with :class:`~sb3_metarim.common.callbacks.TrialLogger`.
 
     :param env_id: A registered gymnasium id (MiniGrid/BabyAI, ``"sb3_metarim/BernoulliBandit-v0"``, any other).
     :param n_envs: Number of envs.
     :param episodes_per_trial: Inner episodes per trial (episodes of one task, e.g. one MiniGrid layout).
     :param seed: Seed of env ``i`` is ``seed + i`` (it seeds its trial wrapper's task draws); ``None``: random.
     :param env_kwargs: Keyword arguments of ``gym.make``.
-    :param task_sampler: See :class:`~sb3_metarim.wrappers.TrialWrapper` (``None``: the env's ``sample_task``
+    :param task_sampler: See :class:`~sb3_metarim.common.wrappers.TrialWrapper` (``None``: the env's ``sample_task``
         if it has one, else a reset seed per trial).
     :param max_trial_steps: Steps after which a trial is truncated, ``None`` for no cap.
     :param strict_mission: Raise a ``ValueError`` on a mission word outside the vocabulary instead of

@@ -6,8 +6,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from sb3_metarim.common.validation import check_positive_int
 from sb3_metarim.envs.rendering import AGENT, FLOOR, GOAL, WALL, CellsRenderedEnv
-from sb3_metarim.validation import check_positive_int
 
 MOVES = np.array([(-1, 0), (0, 1), (1, 0), (0, -1)])  # up, right, down, left
 GOAL_REWARD = 10.0

@@ -2,8 +2,8 @@
 MiniGrid and BabyAI for SB3 (needs the ``minigrid`` package: ``pip install "sb3-metarim[minigrid]"``): the
 mission's vocabulary and tokenizer, :class:`MissionTokenWrapper` (the mission as token ids) and
 :class:`GridIdsWrapper` (the grid declared as ids). Their features extractor is
-:class:`sb3_metarim.torch_layers.MiniGridFeaturesExtractor`; :func:`sb3_metarim.envs.make_meta_env` applies the
-wrappers to MiniGrid/BabyAI envs. The extractor, its encoders and ``make_meta_env`` stay importable from here.
+:class:`sb3_metarim.common.torch_layers.MiniGridFeaturesExtractor`; :func:`sb3_metarim.envs.make_meta_env` applies the
+wrappers to MiniGrid/BabyAI envs.
 
 .. code-block:: python
 
@@ -11,7 +11,6 @@ wrappers to MiniGrid/BabyAI envs. The extractor, its encoders and ``make_meta_en
     model = MetaRIMPPO("MultiInputPolicy", env, policy_kwargs=dict(features_extractor_class=MiniGridFeaturesExtractor))
 """
 
-import importlib
 import re
 from typing import Any
 
@@ -21,8 +20,8 @@ import numpy as np
 from gymnasium import spaces
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX, STATE_TO_IDX
 
-from sb3_metarim.torch_layers import IMAGE_KEY, MISSION_KEY, PAD_ID, GridEncoder, MiniGridFeaturesExtractor, MissionEncoder
-from sb3_metarim.validation import check_positive_int, require_key
+from sb3_metarim.common.torch_layers import IMAGE_KEY, MISSION_KEY, PAD_ID
+from sb3_metarim.common.validation import check_positive_int, require_key
 
 __all__ = [
     "GRID_ID_HIGH",
@@ -34,13 +33,9 @@ __all__ = [
     "UNK_ID",
     "VOCABULARY_SIZE",
     "WORD_IDS",
-    "GridEncoder",
     "GridIdsWrapper",
-    "MiniGridFeaturesExtractor",
-    "MissionEncoder",
     "MissionTokenWrapper",
     "SuccessInfoWrapper",
-    "require_key",
     "tokenize_mission",
 ]
 
@@ -161,10 +156,3 @@ class SuccessInfoWrapper(gym.Wrapper):
         if (terminated or truncated) and "is_success" not in info:
             info = {**info, "is_success": bool(terminated and reward > 0)}
         return observation, reward, terminated, truncated, info
-
-
-def __getattr__(name: str) -> Any:
-    # make_meta_env moved to sb3_metarim.envs.meta (which imports this module when it wraps a MiniGrid env).
-    if name == "make_meta_env":
-        return importlib.import_module("sb3_metarim.envs.meta").make_meta_env
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

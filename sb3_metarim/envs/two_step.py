@@ -5,8 +5,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from sb3_metarim.common.validation import check_positive_int
 from sb3_metarim.envs.rendering import AGENT, FLOOR, CellsRenderedEnv, grey_cells
-from sb3_metarim.validation import check_positive_int
 
 FIRST_STAGE, SECOND_STAGE_A, SECOND_STAGE_B = 0, 1, 2
 

@@ -1,12 +1,12 @@
 """
-``python -m sb3_metarim.enjoy`` (console script ``sb3-metarim-enjoy``): rl-zoo3's enjoy CLI (run a trained
+``python -m sb3_metarim.zoo.enjoy`` (console script ``sb3-metarim-enjoy``): rl-zoo3's enjoy CLI (run a trained
 agent, every flag included) with our algorithms registered. With ``--video`` it runs rl-zoo3's
 ``record_video`` instead, with that script's flags (``-o`` output folder, ``-n`` video length, ...).
 
 .. code-block:: bash
 
-    python -m sb3_metarim.enjoy --algo metarim_ppo --env BabyAI-GoToLocal-v0 -f logs --no-render -n 2000
-    python -m sb3_metarim.enjoy --video --algo metarim_ppo --env BabyAI-GoToLocal-v0 -f logs -n 500
+    python -m sb3_metarim.zoo.enjoy --algo metarim_ppo --env BabyAI-GoToLocal-v0 -f logs --no-render -n 2000
+    python -m sb3_metarim.zoo.enjoy --video --algo metarim_ppo --env BabyAI-GoToLocal-v0 -f logs -n 500
 """
 
 import runpy
@@ -14,7 +14,7 @@ import sys
 
 import rl_zoo3.enjoy
 
-from sb3_metarim.zoo import register
+from sb3_metarim.zoo.experiment import register
 
 VIDEO_FLAG = "--video"
 

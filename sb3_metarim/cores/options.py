@@ -1,19 +1,27 @@
-"""What the options dataclass of every core shares (`RIMConfig`, `MetODSConfig`)."""
+"""What the options dataclass of every core shares (``LSTMConfig``, ``RIMConfig``, ``MetODSConfig``)."""
 
 from dataclasses import asdict, fields
 from typing import Any
 
-from sb3_metarim.validation import check_positive_int
+from sb3_metarim.common.validation import check_positive_int
 
 
 class CoreOptions:
     """
     Base of a core's frozen options dataclass. A subclass adds its fields, ``validate()`` and ``hidden_size`` (the
     width of each of ``h`` and ``c`` in the stored state); ``output_size`` (what the ``mlp_extractor`` reads)
-    defaults to it.
+    defaults to it. The options are checked when the dataclass is made: a bad value is a ``ValueError`` naming the
+    option, its value and what is allowed.
     """
 
     hidden_size: int
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> "CoreOptions":
+        """Raise a ``ValueError`` naming the first option out of range. :return: ``self``."""
+        return self
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:

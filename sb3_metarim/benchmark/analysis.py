@@ -2,8 +2,8 @@
 What the RIM's modules do on MiniGrid/BabyAI (needs the ``minigrid`` and ``plots`` extras): which modules are active
 at each step of an episode, against what is in view and what the mission says.
 
-:func:`module_activity` plays a trained model (its actor core a :class:`~sb3_metarim.rim.RIM`) and records, per step,
-the active modules (the core's ``last_active``, as :class:`~sb3_metarim.rim.ModuleActivity` counts them in training)
+:func:`module_activity` plays a trained model (its actor core a :class:`~sb3_metarim.cores.rim.RIM`) and records, per step,
+the active modules (the core's ``last_active``, as :class:`~sb3_metarim.cores.rim.ModuleActivity` counts them in training)
 beside the objects and colours in the 7x7 view (decoded from the grid of ids with MiniGrid's ``IDX_TO_OBJECT`` and
 ``IDX_TO_COLOR``), the state of the task in view (what the agent carries, which doors are locked, closed or open:
 the phases of a task such as DoorKey), the mission's words and whether the mission's object is in view.
@@ -32,8 +32,8 @@ import pandas as pd
 from minigrid.core.constants import COLOR_TO_IDX, IDX_TO_COLOR, IDX_TO_OBJECT, OBJECT_TO_IDX, STATE_TO_IDX
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from sb3_metarim.cores.rim import RIM
 from sb3_metarim.envs.minigrid import IMAGE_KEY, MISSION_KEY, MISSION_WORDS, PAD_ID, UNK_ID
-from sb3_metarim.rim import RIM
 
 UNIT_PREFIX = "unit_"
 # Feature columns of module_activity's frame: counts of cells per object type and colour in view, the task's state

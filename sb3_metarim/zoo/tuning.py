@@ -1,13 +1,13 @@
 """
 Optuna for MetaRIMPPO and its baselines: search spaces, samplers that merge into the yaml's ``policy_kwargs``,
 what happens to a trial that fails or is interrupted, the study storages and the study report. The objective
-that ``--optimize`` runs, for your own loop, is :func:`sb3_metarim.zoo.make_objective`.
+that ``--optimize`` runs, for your own loop, is :func:`sb3_metarim.zoo.experiment.make_objective`.
 
 .. code-block:: python
 
     import optuna
-    from sb3_metarim.tuning import open_storage
-    from sb3_metarim.zoo import make_objective
+    from sb3_metarim.zoo.tuning import open_storage
+    from sb3_metarim.zoo.experiment import make_objective
 
     objective = make_objective("metarim_ppo", "sb3_metarim/CueMemory-v0", n_timesteps=20_000)
     study = optuna.create_study(storage=open_storage("logs/study.log"), study_name="cue", direction="maximize",
@@ -15,7 +15,6 @@ that ``--optimize`` runs, for your own loop, is :func:`sb3_metarim.zoo.make_obje
     study.optimize(objective, n_trials=20)
 """
 
-import importlib
 import inspect
 import logging
 import math
@@ -148,7 +147,7 @@ def suggest_rim(trial: optuna.Trial) -> dict[str, Any]:
 
 def suggest_metods(trial: optuna.Trial) -> dict[str, Any]:
     """
-    A MetODS core's size, depth and plasticity options (:class:`~sb3_metarim.metods.MetODSConfig`): N from 16 to
+    A MetODS core's size, depth and plasticity options (:class:`~sb3_metarim.cores.metods.MetODSConfig`): N from 16 to
     64 (the paper: 20 for Harlow; the buffer holds about 8 N^2 bytes per step per env), S from 1 to 4, the shape
     of the plasticity ``alpha`` (the paper's ablation), the projection of the write, and ``W0``.
 
@@ -296,7 +295,7 @@ def record_failures(objective: Callable[[optuna.Trial], float]) -> Callable[[opt
     Wrap an objective so that one bad trial does not stop the study. A trial that raises is recorded as
     failed (``FAIL``, its error in the ``"error"`` user attribute, the traceback logged) and the study goes
     on; a NaN result is recorded as failed by Optuna itself; ``TrialPruned`` stays a prune. A
-    ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM under ``sb3_metarim.train``) still stops the study: the trial is
+    ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM under ``sb3_metarim.zoo.train``) still stops the study: the trial is
     marked ``"interrupted"`` and its parameters are enqueued again right away (:func:`enqueue_retry`), so the
     next worker to ask the study for a trial (the resumed study, or another worker still running) runs it again.
 
@@ -611,12 +610,3 @@ def _trial_row(trial: FrozenTrial) -> str:
         if RETRY_REASON_ATTR in trial.user_attrs:
             note += f" ({trial.user_attrs[RETRY_REASON_ATTR]})"
     return f"| {trial.number} | {trial.state.name.lower()} | {value} | {duration} | {params} | {note} |"
-
-
-def __getattr__(name: str) -> Any:
-    # make_objective moved to sb3_metarim.zoo (it runs rl-zoo3's ExperimentManager); kept importable from here,
-    # loaded on use so that this module does not import sb3_metarim.zoo (which imports this one).
-    if name == "make_objective":
-        warnings.warn("import make_objective from sb3_metarim.zoo", DeprecationWarning, stacklevel=2)
-        return importlib.import_module("sb3_metarim.zoo").make_objective
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

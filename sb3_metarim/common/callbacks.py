@@ -7,8 +7,8 @@ from typing import Literal
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_metarim.validation import check_positive_int
-from sb3_metarim.wrappers import INNER_EPISODE
+from sb3_metarim.common.validation import check_positive_int
+from sb3_metarim.common.wrappers import INNER_EPISODE
 
 METRICS = ("return", "success")
 
@@ -16,7 +16,7 @@ METRICS = ("return", "success")
 class TrialLogger(BaseCallback):
     """
     Logs the mean return and success of the last ``window`` inner episodes of each index within a trial, from the
-    ``info[INNER_EPISODE]`` that :class:`~sb3_metarim.wrappers.TrialWrapper` reports, under
+    ``info[INNER_EPISODE]`` that :class:`~sb3_metarim.common.wrappers.TrialWrapper` reports, under
     ``trial/return_ep<index>`` and ``trial/success_ep<index>`` (index from 00) at the end of each rollout, to
     SB3's logger (stdout, TensorBoard, CSV, ... as configured). A meta-learner's curve rises with the index: later
     episodes of a trial profit from what the earlier ones revealed about the task. ``recent[metric][index]`` holds

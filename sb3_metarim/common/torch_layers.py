@@ -14,7 +14,7 @@ from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_ima
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from sb3_metarim.validation import require_key
+from sb3_metarim.common.validation import require_key
 
 # The Dict observation keys that MissionTokenWrapper and GridIdsWrapper (sb3_metarim.envs.minigrid) write.
 MISSION_KEY = "mission"

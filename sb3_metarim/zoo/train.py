@@ -1,15 +1,15 @@
 """
-``python -m sb3_metarim.train`` (console script ``sb3-metarim-train``): rl-zoo3's train CLI, every flag
+``python -m sb3_metarim.zoo.train`` (console script ``sb3-metarim-train``): rl-zoo3's train CLI, every flag
 included, with ``metarim_ppo``, ``rim_ppo`` and ``metalstm_ppo`` registered next to rl-zoo3's algorithms and
-:class:`~sb3_metarim.zoo.ZooExperimentManager` as its experiment manager (``zoo_configs/<algo>.yml`` without
+:class:`~sb3_metarim.zoo.experiment.ZooExperimentManager` as its experiment manager (``zoo_configs/<algo>.yml`` without
 ``-conf``, an embedded study storage for ``--optimize``, learning curve and study report).
 
 .. code-block:: bash
 
-    python -m sb3_metarim.train --algo metarim_ppo --env BabyAI-GoToLocal-v0 --seed 0 -P
-    python -m sb3_metarim.train --algo metarim_ppo --env BabyAI-GoToLocal-v0 --optimize --n-trials 20 -n 100000
+    python -m sb3_metarim.zoo.train --algo metarim_ppo --env BabyAI-GoToLocal-v0 --seed 0 -P
+    python -m sb3_metarim.zoo.train --algo metarim_ppo --env BabyAI-GoToLocal-v0 --optimize --n-trials 20 -n 100000
     # Checkpoints every 10000 steps; after a crash or a kill, the same command with --resume continues the run.
-    python -m sb3_metarim.train --algo metarim_ppo --env BabyAI-GoToLocal-v0 --save-freq 10000 --resume
+    python -m sb3_metarim.zoo.train --algo metarim_ppo --env BabyAI-GoToLocal-v0 --save-freq 10000 --resume
 
 Flags of ours, next to rl-zoo3's: ``--resume`` (continue the latest run of ``-f``'s ``<algo>/<env>_<n>`` from
 its latest checkpoint to the budget ``-n``; needs ``--save-freq``), ``--heartbeat-interval`` and
@@ -24,8 +24,8 @@ from functools import partial
 
 import rl_zoo3.train
 
-from sb3_metarim.tuning import GRACE_PERIOD, HEARTBEAT_INTERVAL
-from sb3_metarim.zoo import ZooExperimentManager, register
+from sb3_metarim.zoo.experiment import ZooExperimentManager, register
+from sb3_metarim.zoo.tuning import GRACE_PERIOD, HEARTBEAT_INTERVAL
 
 
 def parse_own_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

@@ -6,7 +6,7 @@ found again, and a run continued to its total budget.
 .. code-block:: python
 
     from sb3_metarim import MetaRIMPPO
-    from sb3_metarim.checkpoints import ResumableCheckpointCallback, continue_learning, latest_checkpoint
+    from sb3_metarim.common.checkpoints import ResumableCheckpointCallback, continue_learning, latest_checkpoint
 
     checkpoint = latest_checkpoint("runs/cue")
     if checkpoint is None:

@@ -1,17 +1,12 @@
 """MetaRIMPPO: RecurrentPPO with a RIM core, trained on a fast and a slow timescale."""
 
-import base64
 import copy
-import json
 import math
-import pickle
 import re
-import zipfile
-import zlib
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -19,31 +14,22 @@ import torch as th
 from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.type_aliases import RecurrentRolloutBufferSamples
-from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, explained_variance, update_learning_rate
 from torch import nn
 
-from sb3_metarim.buffers import SpanSamplingDictRolloutBuffer, SpanSamplingRolloutBuffer
-from sb3_metarim.cores import RIM_SLOW_PARAMETERS, default_slow_parameters
-from sb3_metarim.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RIMActorCriticPolicy, with_changed_defaults
-from sb3_metarim.rim import RIM, ModuleActivity, active_steps
-from sb3_metarim.validation import check_positive_int, install_finite_check, remove_finite_check
+from sb3_metarim.common.buffers import SpanSamplingDictRolloutBuffer, SpanSamplingRolloutBuffer
+from sb3_metarim.cores.registry import default_slow_parameters
+from sb3_metarim.cores.rim import RIM, ModuleActivity, active_steps
+from sb3_metarim.meta_rim_ppo.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RIMActorCriticPolicy
+from sb3_metarim.version import __version__
 
 SelfMetaRIMPPO = TypeVar("SelfMetaRIMPPO", bound="MetaRIMPPO")
 
-# The RIM's default slow set (each core's: sb3_metarim.cores.default_slow_parameters).
-DEFAULT_SLOW_PARAMETERS = RIM_SLOW_PARAMETERS
 # Steps per forward pass when the slow phase re-computes the log-probabilities (no gradients are kept): the whole
 # buffer of the zoo's 16 envs x 128 steps in one pass, while an image observation's activations stay bounded.
 REFRESH_BATCH_STEPS = 2048
-# Arguments whose default changed, each with the value that models saved before the change were trained with
-# (`load` gives it to a file that lacks the argument). The core's options have theirs: sb3_metarim.rim.CHANGED_DEFAULTS.
-CHANGED_ALGORITHM_DEFAULTS = {"slow_max_kl": None}
-SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
-SUPPORTED_ACTION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
 
 class NonFiniteLossError(FloatingPointError, ValueError):
@@ -75,7 +61,7 @@ class MetaRIMPPO(RecurrentPPO):
 
     :param policy: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` or a policy class.
         Core options (``recurrent_core``, ``num_units``, ``top_k``, ``unit_size``, ``cell``, ...)
-        go in ``policy_kwargs``; see :class:`~sb3_metarim.policies.RIMActorCriticPolicy`.
+        go in ``policy_kwargs``; see :class:`~sb3_metarim.meta_rim_ppo.policies.RIMActorCriticPolicy`.
     :param env: The environment to learn from (if registered in Gym, can be str).
     :param learning_rate: Learning rate of the fast set (all parameters with ``meta=False``),
         float or schedule of the progress remaining (1 to 0).
@@ -114,22 +100,21 @@ class MetaRIMPPO(RecurrentPPO):
         (logged as ``train/slow_rollout_kl`` and ``train/slow_rejected``). A hard top-k selection makes the policy a
         discontinuous function of the attention weights, so a small slow step can flip which modules answer and
         collapse a learned policy; ``target_kl`` only stops after such a step. ``None``: never rejected (the paper's
-        scheme, and the default before 2026-11-28's round 21; a model saved before then loads with ``None``).
-        Default 0.05: on the memory suite it undid only the rare slow phases that moved the policy by a KL of 0.8 or
-        more, and kept a learned policy from collapsing (README, memory suite section, round 20).
+        scheme). Default 0.05: on the memory suite it undid only the rare slow phases that moved the policy by a KL
+        of 0.8 or more, and kept a learned policy from collapsing (README, memory suite).
     :param slow_parameters: Regular expressions (``re.search``) over ``policy.named_parameters()``
         names selecting the slow set. ``None`` (default): the core's default slow set
         (:func:`sb3_metarim.cores.default_slow_parameters`): the RIM's attention weights
-        (:data:`DEFAULT_SLOW_PARAMETERS`), an LSTM core's value function (``("value_net", "lstm_critic")``, the
-        paper's meta-LSTM split), MetODS's plasticity parameters.
-    :param check_nan: Check every observation and reward the env returns (and the terminal observations) and raise
-        a ``ValueError`` naming the env index, the step and what is NaN or infinite
-        (:func:`~sb3_metarim.validation.install_finite_check`: in the innermost vec env, which keeps its type),
-        instead of training on it silently.
+        (``("input_attention", "communication_attention")``), an LSTM core's value function
+        (``("value_net", "lstm_critic")``, the paper's meta-LSTM split), MetODS's plasticity parameters.
     :param _init_setup_model: Whether to build the network at creation.
 
     A training loss that turns NaN or infinite raises :class:`NonFiniteLossError` before the optimizer step, so
-    the parameters (and any checkpoint saved so far) are the last good ones.
+    the parameters (and any checkpoint saved so far) are the last good ones. NaN or infinite observations and
+    rewards from the env: wrap it in SB3's ``VecCheckNan(env, raise_exception=True)``.
+
+    A saved model records the package version (``sb3_metarim_version``); loading a file saved by another minor
+    version warns, naming both.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -170,12 +155,12 @@ class MetaRIMPPO(RecurrentPPO):
         slow_learning_rate: float | Schedule = 1e-4,
         slow_parameters: Sequence[str] | None = None,
         slow_max_kl: float | None = 0.05,
-        check_nan: bool = True,
         _init_setup_model: bool = True,
     ):
         check_meta_arguments(meta, fast_span, slow_interval, slow_n_epochs, slow_learning_rate, slow_parameters, slow_max_kl)
-        # RecurrentPPO's own arguments, checked here and passed on unchanged.
-        ppo_arguments = dict(
+        super().__init__(
+            policy,
+            env,
             learning_rate=learning_rate,
             n_steps=n_steps,
             batch_size=batch_size,
@@ -192,21 +177,6 @@ class MetaRIMPPO(RecurrentPPO):
             sde_sample_freq=sde_sample_freq,
             target_kl=target_kl,
             stats_window_size=stats_window_size,
-        )
-        check_ppo_arguments(**ppo_arguments, check_nan=check_nan)
-        if policy_kwargs is not None and not isinstance(policy_kwargs, dict):
-            raise ValueError(f"policy_kwargs={policy_kwargs!r}: must be a dict of the policy's arguments")
-        policy_kwargs = with_changed_defaults(policy_kwargs or {}, saved=False)
-        if env is not None:
-            # Make the env here, as SB3 would, to check its space before SB3's wrappers trip over it.
-            env = maybe_make_env(env, verbose)
-            check_observation_space(env.observation_space)
-            check_action_space(env.action_space, use_sde)
-            check_policy_for_space(policy, self.policy_aliases, env.observation_space)
-        super().__init__(
-            policy,
-            env,
-            **ppo_arguments,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
             verbose=verbose,
@@ -223,18 +193,17 @@ class MetaRIMPPO(RecurrentPPO):
         self.slow_max_kl = slow_max_kl
         self.slow_optimizer: th.optim.Optimizer | None = None
         self._n_rollouts_trained = 0
-        self.check_nan = check_nan
-        if check_nan and self.env is not None:
-            install_finite_check(self.env)
+        self.sb3_metarim_version = __version__
         if _init_setup_model:
             self._setup_model()
 
     def _setup_model(self) -> None:
-        # New models carry the changed defaults from __init__; a loaded one without them was saved before the change.
-        self.policy_kwargs = with_changed_defaults(self.policy_kwargs, saved=True)
         super()._setup_model()
         if not isinstance(self.policy, RIMActorCriticPolicy):
-            raise ValueError(f"policy={type(self.policy).__name__}: MetaRIMPPO needs a RIMActorCriticPolicy (or a subclass)")
+            raise ValueError(
+                f"policy={type(self.policy).__name__}: MetaRIMPPO needs a RIMActorCriticPolicy (or a subclass); "
+                "a RecurrentPPO model loads with sb3_contrib.RecurrentPPO.load"
+            )
         buffer_class = (
             SpanSamplingDictRolloutBuffer if isinstance(self.observation_space, spaces.Dict) else SpanSamplingRolloutBuffer
         )
@@ -415,26 +384,18 @@ class MetaRIMPPO(RecurrentPPO):
             "max_grad_norm"
         )
 
-    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
-        """SB3's ``set_env``; with ``check_nan`` the env's values are checked (``install_finite_check``)."""
-        super().set_env(env, force_reset=force_reset)
-        if getattr(self, "check_nan", True):
-            install_finite_check(self.env)
-
     @classmethod
     def load(cls: type[SelfMetaRIMPPO], path: Any, env: GymEnv | None = None, **kwargs: Any) -> SelfMetaRIMPPO:
-        """
-        SB3's ``load``, after checking the file: a missing, truncated or corrupt zip, or one saved by another
-        algorithm (a policy that is not a :class:`~sb3_metarim.policies.RIMActorCriticPolicy`, e.g.
-        ``RecurrentPPO``'s), is a ``ValueError`` naming the file and what is wrong.
-        """
-        data = check_saved_model(path, cls.__name__)
-        if data is not None:
-            # A file saved before an argument's default changed lacks it: it was trained with the old value.
-            kwargs = {**{name: old for name, old in CHANGED_ALGORITHM_DEFAULTS.items() if name not in data}, **kwargs}
+        """SB3's ``load``; a file saved by another minor version of sb3-metarim is loaded with a warning naming both."""
         model = super().load(path, env=env, **kwargs)
-        if not model.check_nan and model.env is not None:
-            remove_finite_check(model.env)
+        saved, current = getattr(model, "sb3_metarim_version", "unknown"), __version__
+        if saved.split(".")[:2] != current.split(".")[:2]:
+            warnings.warn(
+                f"{path}: saved by sb3-metarim {saved}, loaded by {current}: defaults and saved arguments may differ "
+                "between minor versions (CHANGELOG.md)",
+                stacklevel=2,
+            )
+        model.sb3_metarim_version = current
         return model
 
     def _actor_selection(self, samples: RecurrentRolloutBufferSamples) -> th.Tensor | None:
@@ -463,6 +424,8 @@ class MetaRIMPPO(RecurrentPPO):
         activity: "ModuleActivity",
     ) -> tuple[th.Tensor, float]:
         """RecurrentPPO's clipped loss on one padded minibatch; appends to ``stats``. :return: loss, approx KL."""
+        # Restated from RecurrentPPO.train, which computes it inline in its single-optimizer loop (no function to
+        # call); both phases need it on their own minibatches, spans and optimizers.
         actions = self._actions(rollout_data)
         mask = rollout_data.mask > 1e-8
         values, log_prob, entropy = self.policy.evaluate_actions(
@@ -561,7 +524,8 @@ def check_meta_arguments(
             raise ValueError(f"{name}={value!r}: must be an integer >= 1")
     if not callable(slow_learning_rate) and not (isinstance(slow_learning_rate, (int, float)) and slow_learning_rate > 0):
         raise ValueError(f"slow_learning_rate={slow_learning_rate!r}: must be a positive float or a schedule")
-    if slow_max_kl is not None and not (_is_real(slow_max_kl) and slow_max_kl > 0):
+    real = isinstance(slow_max_kl, (int, float)) and not isinstance(slow_max_kl, bool) and math.isfinite(slow_max_kl)
+    if slow_max_kl is not None and not (real and slow_max_kl > 0):
         raise ValueError(f"slow_max_kl={slow_max_kl!r}: must be a positive number or None")
     if slow_parameters is None:
         return
@@ -574,142 +538,3 @@ def check_meta_arguments(
             re.compile(pattern)
         except re.error as error:
             raise ValueError(f"slow_parameters: {pattern!r} is not a valid regular expression ({error})") from error
-
-
-def check_observation_space(observation_space: spaces.Space) -> None:
-    """Raise a ``ValueError`` unless SB3's recurrent policies can encode ``observation_space``."""
-    allowed = ", ".join(space.__name__ for space in SUPPORTED_OBSERVATION_SPACES)
-    subspaces = observation_space.spaces.values() if isinstance(observation_space, spaces.Dict) else [observation_space]
-    for space in subspaces:
-        if not isinstance(space, SUPPORTED_OBSERVATION_SPACES):
-            raise ValueError(
-                f"observation_space={observation_space}: unsupported {type(space).__name__}; "
-                f"allowed: {allowed}, or a Dict of them"
-            )
-
-
-def check_ppo_arguments(**arguments: Any) -> None:
-    """Raise a ``ValueError`` naming the first of ``RecurrentPPO``'s arguments that is not allowed."""
-    for name in ("n_steps", "n_epochs", "stats_window_size"):
-        check_positive_int(name, arguments[name])
-    batch_size = arguments["batch_size"]
-    if batch_size is not None:
-        check_positive_int("batch_size", batch_size)
-        if arguments["normalize_advantage"] and batch_size < 2:
-            raise ValueError(f"batch_size={batch_size!r}: must be > 1 with normalize_advantage=True (a std over one step)")
-    for name in ("normalize_advantage", "use_sde", "check_nan"):
-        if not isinstance(arguments[name], bool):
-            raise ValueError(f"{name}={arguments[name]!r}: must be True or False")
-    for name in ("gamma", "gae_lambda"):
-        if not _is_real(arguments[name]) or not 0.0 <= arguments[name] <= 1.0:
-            raise ValueError(f"{name}={arguments[name]!r}: must be a number in [0, 1]")
-    for name in ("learning_rate", "clip_range", "clip_range_vf"):
-        value = arguments[name]
-        if (name != "clip_range_vf" or value is not None) and not callable(value) and not (_is_real(value) and value > 0):
-            allowed = "a positive number or a schedule" + (", or None" if name == "clip_range_vf" else "")
-            raise ValueError(f"{name}={value!r}: must be {allowed}")
-    for name in ("ent_coef", "vf_coef"):
-        if not _is_real(arguments[name]):
-            raise ValueError(f"{name}={arguments[name]!r}: must be a finite number")
-    if not _is_real(arguments["max_grad_norm"]) or arguments["max_grad_norm"] <= 0:
-        raise ValueError(f"max_grad_norm={arguments['max_grad_norm']!r}: must be a positive number")
-    sde_sample_freq = arguments["sde_sample_freq"]
-    valid_freq = isinstance(sde_sample_freq, int) and not isinstance(sde_sample_freq, bool)
-    if not valid_freq or (sde_sample_freq < 1 and sde_sample_freq != -1):
-        raise ValueError(f"sde_sample_freq={sde_sample_freq!r}: must be -1 (once per rollout) or a positive integer")
-    target_kl = arguments["target_kl"]
-    if target_kl is not None and not (_is_real(target_kl) and target_kl > 0):
-        raise ValueError(f"target_kl={target_kl!r}: must be a positive number or None")
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_action_space(action_space: spaces.Space, use_sde: bool) -> None:
-    """Raise a ``ValueError`` unless SB3's recurrent policies can act in ``action_space`` (gSDE: a Box)."""
-    if not isinstance(action_space, SUPPORTED_ACTION_SPACES):
-        allowed = ", ".join(space.__name__ for space in SUPPORTED_ACTION_SPACES)
-        raise ValueError(f"action_space={action_space}: unsupported {type(action_space).__name__}; allowed: {allowed}")
-    if isinstance(action_space, spaces.Box) and not np.all(np.isfinite([action_space.low, action_space.high])):
-        raise ValueError(f"action_space={action_space}: a Box action space needs finite bounds")
-    if use_sde and not isinstance(action_space, spaces.Box):
-        raise ValueError(f"use_sde=True: gSDE needs continuous (Box) actions, not action_space={action_space}")
-
-
-def check_policy_for_space(policy: Any, aliases: dict[str, type[BasePolicy]], observation_space: spaces.Space) -> None:
-    """Raise a ``ValueError`` naming ``policy`` when it is unknown or does not fit ``observation_space``."""
-    if isinstance(policy, str):
-        if policy not in aliases:
-            raise ValueError(f"policy={policy!r}: unknown; allowed: {', '.join(aliases)} or a RIMActorCriticPolicy subclass")
-        policy = aliases[policy]
-    if not (isinstance(policy, type) and issubclass(policy, RIMActorCriticPolicy)):
-        raise ValueError(f"policy={policy!r}: must be one of {', '.join(aliases)} or a RIMActorCriticPolicy subclass")
-    is_dict = isinstance(observation_space, spaces.Dict)
-    if is_dict and not issubclass(policy, MultiInputPolicy):
-        raise ValueError(f"policy={policy.__name__}: observation_space is a Dict; use 'MultiInputPolicy'")
-    if not is_dict and issubclass(policy, MultiInputPolicy):
-        raise ValueError(f"policy={policy.__name__}: needs a Dict observation_space, not {observation_space}")
-    if issubclass(policy, CnnPolicy) and not is_image_space(observation_space, check_channels=False):
-        raise ValueError(
-            f"policy={policy.__name__}: NatureCNN needs an image observation_space (a uint8 Box of shape (H, W, C) or "
-            f"(C, H, W), at least 36 x 36), not {observation_space}; use 'MlpPolicy'"
-        )
-
-
-def check_saved_model(path: Any, algo_name: str = "MetaRIMPPO") -> dict[str, Any] | None:
-    """
-    Raise a ``ValueError`` naming the file and what is wrong when ``path`` is not a readable model zip of one of
-    our algorithms: truncated or corrupt (a CRC or deflate error), without SB3's ``data`` entry, or saved by another
-    algorithm (its policy is not a :class:`~sb3_metarim.policies.RIMActorCriticPolicy`). File objects are not checked.
-
-    :param path: What ``load`` was given (``.zip`` appended when the path alone does not exist, as SB3 does).
-    :param algo_name: The loading class's name, for the message.
-    :return: the file's SB3 ``data`` entry (its attributes, serialized); ``None`` for a file object or a path that
-        is not a file.
-    """
-    if not isinstance(path, (str, Path)):
-        return None
-    path = Path(path)
-    if not path.exists() and path.suffix != ".zip" and path.with_name(path.name + ".zip").exists():
-        path = path.with_name(path.name + ".zip")
-    if not path.is_file():
-        return None  # SB3 raises FileNotFoundError naming it
-    size = path.stat().st_size
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-            if bad is not None:
-                raise ValueError(f"{path}: corrupt ({size} bytes): the CRC of its entry {bad!r} does not match")
-            if "data" not in archive.namelist():
-                raise ValueError(
-                    f"{path}: no SB3 'data' entry ({size} bytes, entries {archive.namelist()[:4]}): truncated (a save or copy "
-                    "that did not finish; the zip's own index is written last, so what remains can look like the "
-                    "PyTorch file inside it) or not a model saved by SB3; load an earlier checkpoint"
-                )
-            data = json.loads(archive.read("data").decode())
-    except (zipfile.BadZipFile, zlib.error, EOFError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(
-            f"{path}: not a readable model zip ({size} bytes): {type(error).__name__}: {error}. The file is truncated "
-            "(a save or copy that did not finish) or corrupt; load an earlier checkpoint"
-        ) from error
-    policy_class = data.get("policy_class")
-    module = policy_class.get("__module__", "") if isinstance(policy_class, dict) else ""
-    try:
-        saved_policy = _load_serialized_class(policy_class)
-    except Exception:
-        return data  # SB3 reports what it cannot unpickle
-    if isinstance(saved_policy, type) and not issubclass(saved_policy, RIMActorCriticPolicy):
-        hint = " (sb3_contrib.RecurrentPPO.load)" if module.startswith("sb3_contrib.common.recurrent") else ""
-        raise ValueError(
-            f"{path}: saved by another algorithm: its policy is {module}.{saved_policy.__name__}, not a "
-            f"RIMActorCriticPolicy, so {algo_name}.load cannot restore it; load it with the algorithm that saved it{hint}"
-        )
-    return data
-
-
-def _load_serialized_class(entry: Any) -> Any:
-    """:return: the class SB3 serialized in ``entry`` (its ``:serialized:`` pickle), or ``None``."""
-    if not isinstance(entry, dict) or ":serialized:" not in entry:
-        return None
-    return pickle.loads(base64.b64decode(entry[":serialized:"]))

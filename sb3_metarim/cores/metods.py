@@ -34,7 +34,7 @@ from typing import Any
 import torch as th
 from torch import nn
 
-from sb3_metarim.core_options import CoreOptions
+from sb3_metarim.cores.options import CoreOptions
 
 W0_MODES = ("zero", "learned", "sampled")
 PLASTICITY_MODES = ("synapse", "neuron", "scalar")
@@ -158,7 +158,7 @@ class MetODS(nn.Module):
             )
         if config is not None and options:
             raise TypeError(f"MetODS: give either config or the options {sorted(options)}, not both")
-        config = (config or MetODSConfig(**options)).validate()
+        config = config or MetODSConfig(**options)
         self.config = config
         n, s = config.num_neurons, config.recursions
         self.input_size = input_size
@@ -266,8 +266,3 @@ class MetODS(nn.Module):
             vectors.append(v_new)
             matrices.append(w_new)
         return vectors[-1], matrices[-1]
-
-
-def check_metods_arguments(**kwargs: Any) -> None:
-    """Raise a ``ValueError`` naming the first MetODS option that is out of range (see :meth:`MetODSConfig.validate`)."""
-    MetODSConfig(**kwargs).validate()

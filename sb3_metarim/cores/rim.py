@@ -10,12 +10,15 @@ import torch as th
 import torch.nn.functional as F
 from torch import nn
 
-from sb3_metarim.core_options import CoreOptions, split_over_units
-from sb3_metarim.validation import check_positive_int
+from sb3_metarim.common.validation import check_positive_int
+from sb3_metarim.cores.options import CoreOptions, split_over_units
 
 RIM_CELLS = ("lstm", "gru")
 RIM_SELECTIONS = ("hard", "straight_through")
 STICKY_SCALES = ("absolute", "spread")
+# The slow set of fast/slow training (patterns over the policy's parameter names, MetaRIMPPO's slow_parameters): the
+# attention, the RIM's meta-learned structure (Madan et al. 2021).
+RIM_SLOW_PARAMETERS = ("input_attention", "communication_attention")
 
 
 class GroupLinear(nn.Module):
@@ -52,8 +55,8 @@ class RIMConfig(CoreOptions):
 
     :param num_units: Number of modules N.
     :param top_k: Number of active modules per step, in 1..N.
-    :param unit_size: Hidden size of each module; the modules' width is ``num_units * unit_size`` (16; 32, the
-        paper's, before 2026-11-28's round 21).
+    :param unit_size: Hidden size of each module; the modules' width is ``num_units * unit_size`` (the paper's
+        is 32; 16 here leaves half of the default width of 192 to the dense LSTM).
     :param cell: Cell of each module, ``"lstm"`` or ``"gru"`` (a GRU core carries its cell state unchanged).
     :param input_key_size: Key/query size of the input attention.
     :param input_value_size: Value size of the input attention (the input size of each module's cell).
@@ -71,22 +74,20 @@ class RIMConfig(CoreOptions):
     :param dense_size: Width of a dense LSTM run beside the modules on the same input, always updated, its state
         and output after the modules' (0: none, the paper's RIM). A short, dense memory, which the modules learn
         slowly, beside a long delay, which they hold. The default (96, with 6 modules of 16: 192 wide in all, as
-        wide as the paper's 6 of 32; 0 before 2026-11-28's round 21) learned the memory suite best (README, memory suite
-        section, rounds 19-20). A model saved before the change loads as it was trained (:data:`CHANGED_DEFAULTS`).
+        wide as the paper's 6 of 32) learned the memory suite best among the widths and splits measured (README,
+        memory suite).
     :param sticky_bonus: Hysteresis of the selection: added, for the top-k only, to the input-attention score of
         every module that was active at the previous step, so an active module stays active until another's score
         passes its own by this much (0: the paper's selection, a fresh top-k at every step). The attention itself
         is unchanged. With a bonus and a selection (``top_k < num_units``) the state also carries the last step's
         activity: ``num_units`` values (1 or 0) after the rest of each of ``h`` and ``c``, which ``hidden_size``
         counts and ``output_size`` does not, so that the rollout buffer replays the same selection in training as
-        in collection. The default (0.3; 0 before 2026-11-28, then 0.1 for part of that day) learned the memory
-        suite best and without a collapse (README, memory suite section): on those tasks it keeps the set chosen at
-        an episode's first step. A model saved with 0 or 0.1 as the default loads with what it was trained with
-        (:data:`CHANGED_DEFAULTS`; 0.1 is in such a file's ``policy_kwargs``).
+        in collection. The default (0.3) learned the memory suite best of 0, 0.1 and 0.3, and without a collapse
+        (README, memory suite): on those tasks it keeps the set chosen at an episode's first step.
     :param sticky_scale: The unit of ``sticky_bonus``: ``"absolute"``, a score difference; ``"spread"``, the
         standard deviation of the core's input-attention scores over its modules at that step (per sample), so the
-        hold is the same however large the scores grow in training (ablation round 18: it learned RepeatFirst
-        worse).
+        hold is the same however large the scores grow in training (on the memory suite's ablation it learned
+        RepeatFirst worse than ``"absolute"``).
     """
 
     num_units: int = 6
@@ -194,11 +195,6 @@ class RIMConfig(CoreOptions):
         return {"unit_size": unit_size, "dense_size": dense_size}
 
 
-# Options whose default changed, each with the value that models saved before the change were trained with.
-# MetaRIMPPO writes them into a new model's policy_kwargs (so its file says them); a saved model without one
-# predates the change and gets the old value (sb3_metarim.policies.with_changed_defaults).
-CHANGED_DEFAULTS = {"sticky_bonus": 0.0, "unit_size": 32, "dense_size": 0}
-
 POSITIVE_INT_OPTIONS = (
     "num_units",
     "top_k",
@@ -230,7 +226,7 @@ class RIM(nn.Module):
     """
 
     num_layers = 1
-    handles_episode_starts = True  # resets inside its loop (sb3_metarim.policies passes it episode_starts)
+    handles_episode_starts = True  # resets inside its loop (sb3_metarim.meta_rim_ppo.policies passes it episode_starts)
 
     def __init__(self, input_size: int, config: RIMConfig | None = None, **options: Any) -> None:
         super().__init__()
@@ -238,7 +234,7 @@ class RIM(nn.Module):
             raise TypeError(f"config={config!r}: must be a RIMConfig, or give the options by keyword (RIM(8, top_k=2))")
         if config is not None and options:
             raise TypeError(f"RIM: give either config or the options {sorted(options)}, not both")
-        config = (config or RIMConfig(**options)).validate()
+        config = config or RIMConfig(**options)
         self.config = config
         self.input_size = input_size
         self.num_units = config.num_units
@@ -712,11 +708,6 @@ class CommunicationAttention(nn.Module):
 def _to_layer_layout(state: th.Tensor) -> th.Tensor:
     """(num_units, batch, unit_size) -> nn.LSTM's (1, batch, num_units * unit_size)."""
     return state.transpose(0, 1).reshape(1, state.shape[1], -1)
-
-
-def check_rim_arguments(**kwargs: Any) -> None:
-    """Raise a ``ValueError`` naming the first RIM option that is out of range (see :meth:`RIMConfig.validate`)."""
-    RIMConfig(**kwargs).validate()
 
 
 class ModuleActivity:

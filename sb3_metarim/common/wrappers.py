@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sb3_metarim.validation import check_positive_int
+from sb3_metarim.common.validation import check_positive_int
 
 PREV_ACTION_KEY = "prev_action"
 PREV_REWARD_KEY = "prev_reward"

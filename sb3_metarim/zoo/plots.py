@@ -1,12 +1,10 @@
 """
 What people look at after a training run: its curves (training episodes from the Monitor files, evaluations from
 ``evaluations.npz``) and ``learning_curve.png``, written without a display. ``scripts/plot_runs.py`` compares several
-runs; an Optuna study's report is :func:`sb3_metarim.tuning.write_study_report`.
+runs; an Optuna study's report is :func:`sb3_metarim.zoo.tuning.write_study_report`.
 """
 
-import importlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -80,10 +78,3 @@ def plot_learning_curve(run_folder: str | Path, title: str = "", window: int = 1
     path = Path(run_folder) / LEARNING_CURVE
     figure.savefig(path, dpi=110)
     return path
-
-
-def __getattr__(name: str) -> Any:
-    # write_study_report moved to sb3_metarim.tuning (it needs Optuna); kept importable from here, loaded on use.
-    if name == "write_study_report":
-        return importlib.import_module("sb3_metarim.tuning").write_study_report
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

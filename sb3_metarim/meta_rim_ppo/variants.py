@@ -9,9 +9,9 @@ rl-zoo3 nor Optuna.
 from collections.abc import Sequence
 from typing import Any
 
-from sb3_metarim.cores import LSTM_SLOW_PARAMETERS
-from sb3_metarim.meta_rim_ppo import MetaRIMPPO
-from sb3_metarim.metods import METODS_SLOW_PARAMETERS
+from sb3_metarim.cores.lstm import LSTM_SLOW_PARAMETERS
+from sb3_metarim.cores.metods import METODS_SLOW_PARAMETERS
+from sb3_metarim.meta_rim_ppo.meta_rim_ppo import MetaRIMPPO
 
 # The meta-LSTM split (the value function slow): the "lstm" core's default slow set.
 META_LSTM_SLOW_PARAMETERS = LSTM_SLOW_PARAMETERS
@@ -71,13 +71,13 @@ class MetaLSTMPPO(MetaRIMPPO):
 class MetODSPPO(MetaRIMPPO):
     """
     MetODS (rl-zoo3 name ``metods_ppo``): :class:`~sb3_metarim.MetaRIMPPO` with a
-    :class:`~sb3_metarim.metods.MetODS` core (``policy_kwargs["recurrent_core"] = "metods"``, the default here;
-    its options, :class:`~sb3_metarim.metods.MetODSConfig`'s fields, in ``policy_kwargs``), trained on one
+    :class:`~sb3_metarim.cores.metods.MetODS` core (``policy_kwargs["recurrent_core"] = "metods"``, the default here;
+    its options, :class:`~sb3_metarim.cores.metods.MetODSConfig`'s fields, in ``policy_kwargs``), trained on one
     timescale as in the paper (``meta=False``). With ``meta=True`` the slow set defaults to the plasticity
     parameters (``alpha``, ``kappa``, ``beta`` of both cores).
 
     :param policy: As for ``MetaRIMPPO``; use ``"MultiInputPolicy"`` with
-        :class:`~sb3_metarim.wrappers.PrevActionRewardWrapper`'s Dict observations.
+        :class:`~sb3_metarim.common.wrappers.PrevActionRewardWrapper`'s Dict observations.
     :param env: As for ``MetaRIMPPO``.
     :param policy_kwargs: As for ``MetaRIMPPO``; ``recurrent_core`` must be ``"metods"``.
     :param meta: ``False`` (default): one timescale; ``True``: fast and slow.

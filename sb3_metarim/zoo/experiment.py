@@ -1,6 +1,6 @@
 """
 rl-zoo3 integration: our algorithms in rl-zoo3's tables, the default ``zoo_configs/<algo>.yml``, checks of a
-config's keys, and the ``ExperimentManager`` that ``python -m sb3_metarim.train`` runs.
+config's keys, and the ``ExperimentManager`` that ``python -m sb3_metarim.zoo.train`` runs.
 
 rl-zoo3 has no plugin mechanism: its CLI reads ``rl_zoo3.ALGOS`` and the sampler tables of
 ``rl_zoo3.hyperparams_opt`` when it runs, so :func:`register` adds our entries to them first.
@@ -31,10 +31,16 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv
 
-from sb3_metarim.checkpoints import Checkpoint, ResumableCheckpointCallback, latest_checkpoint
-from sb3_metarim.meta_rim_ppo import MetaRIMPPO
-from sb3_metarim.plots import plot_learning_curve
-from sb3_metarim.tuning import (
+from sb3_metarim.common.checkpoints import Checkpoint, ResumableCheckpointCallback, latest_checkpoint
+from sb3_metarim.meta_rim_ppo.meta_rim_ppo import MetaRIMPPO
+from sb3_metarim.meta_rim_ppo.variants import (  # noqa: F401  (importable from here too)
+    META_LSTM_SLOW_PARAMETERS,
+    RIMPPO,
+    MetaLSTMPPO,
+    MetODSPPO,
+)
+from sb3_metarim.zoo.plots import plot_learning_curve
+from sb3_metarim.zoo.tuning import (
     GRACE_PERIOD,
     HEARTBEAT_INTERVAL,
     base_policy_kwargs,
@@ -51,14 +57,12 @@ from sb3_metarim.tuning import (
     write_study_report,
     zoo_sampler,
 )
-from sb3_metarim.variants import (  # noqa: F401  (importable from here too)
-    META_LSTM_SLOW_PARAMETERS,
-    RIMPPO,
-    MetaLSTMPPO,
-    MetODSPPO,
-)
 
-ZOO_CONFIGS = Path(__file__).resolve().parent / "zoo_configs"  # shipped in the package (package data)
+# The repository's zoo_configs/ (a checkout, an editable install), shipped in the wheel as sb3_metarim/zoo_configs.
+_PACKAGE = Path(__file__).resolve().parents[1]
+ZOO_CONFIGS = next(
+    (path for path in (_PACKAGE.parent / "zoo_configs", _PACKAGE / "zoo_configs") if path.is_dir()), _PACKAGE / "zoo_configs"
+)
 # Set by rl-zoo3's CLI flags, so a config must not set them.
 CLI_ARGUMENTS = {"env": "--env", "tensorboard_log": "-tb", "seed": "--seed", "verbose": "--verbose", "device": "--device"}
 # Keys rl-zoo3 consumes itself (not passed to the algorithm).
@@ -86,7 +90,7 @@ def register() -> None:
     """
     Add ``metarim_ppo``, ``rim_ppo``, ``metalstm_ppo`` and ``metods_ppo`` to rl-zoo3's ``ALGOS``, samplers and converters
     (idempotent). Our samplers, and rl-zoo3's ``ppo_lstm`` sampler, merge the sampled ``policy_kwargs`` into
-    the yaml's instead of replacing them (see :func:`sb3_metarim.tuning.zoo_sampler`).
+    the yaml's instead of replacing them (see :func:`sb3_metarim.zoo.tuning.zoo_sampler`).
     """
     ALGOS.update(ZOO_ALGOS)
     HYPERPARAMS_SAMPLER.update(rl_zoo_samplers())
@@ -160,7 +164,7 @@ def check_hyperparameters(algo: str, hyperparams: dict[str, Any], where: str) ->
 def resolve_class_names(policy_kwargs: dict[str, Any]) -> dict[str, Any]:
     """
     :param policy_kwargs: ``policy_kwargs`` as a yaml mapping, classes given by import path
-        (``features_extractor_class: sb3_metarim.envs.minigrid.MiniGridFeaturesExtractor``).
+        (``features_extractor_class: sb3_metarim.common.torch_layers.MiniGridFeaturesExtractor``).
     :return: a copy where the values of ``*_class`` and ``*_fn`` keys given as dotted paths are the classes.
     """
     return {
@@ -187,9 +191,9 @@ class ZooExperimentManager(ExperimentManager):
       ``<log_folder>/<algo>/`` instead of rl-zoo3's plotly windows (``--no-optim-plots`` skips it);
     - a study's running trials record a heartbeat: a trial whose worker died (SIGKILL, out of memory, a lost
       machine) is failed after ``grace_period`` seconds without one and run again, with the same parameters, by the
-      next worker that starts a trial (journal files and database URLs alike; :func:`~sb3_metarim.tuning.open_storage`);
+      next worker that starts a trial (journal files and database URLs alike; :func:`~sb3_metarim.zoo.tuning.open_storage`);
     - ``--save-freq`` checkpoints are written atomically with VecNormalize's statistics and the RNG states
-      (:class:`~sb3_metarim.checkpoints.ResumableCheckpointCallback`), and ``resume=True`` (``--resume``) continues
+      (:class:`~sb3_metarim.common.checkpoints.ResumableCheckpointCallback`), and ``resume=True`` (``--resume``) continues
       the latest run of ``<log_folder>/<algo>/<env>_<n>`` from its latest checkpoint, in its folder, to the budget
       ``-n`` (``num_timesteps`` continues; the Monitor files are appended to).
 
@@ -353,7 +357,7 @@ class ZooExperimentManager(ExperimentManager):
             print(f"No trial of study {self.study_name!r} has completed yet (all failed, were pruned or are running)")
         if write_report:
             train_command = (
-                f"python -m sb3_metarim.train --algo {self.algo} --env {self.env_name.gym_id} -conf {self.config} "
+                f"python -m sb3_metarim.zoo.train --algo {self.algo} --env {self.env_name.gym_id} -conf {self.config} "
                 f"--storage {self.storage} --study-name {self.study_name}"
             )
             report = write_study_report(study, Path(self.log_folder) / self.algo, self.storage, train_command)
@@ -412,10 +416,10 @@ def make_objective(
     verbose: int = 0,
 ) -> Callable[[optuna.Trial], float]:
     """
-    The objective ``sb3_metarim.train --optimize`` runs, for your own Optuna loop: each trial samples the
+    The objective ``sb3_metarim.zoo.train --optimize`` runs, for your own Optuna loop: each trial samples the
     algorithm's search space merged into the config's hyperparameters, trains ``n_timesteps`` on the config's
     envs and wrappers, reports ``n_evaluations`` evaluations to the pruner and returns the last mean return.
-    Failures are handled by :func:`~sb3_metarim.tuning.record_failures`.
+    Failures are handled by :func:`~sb3_metarim.zoo.tuning.record_failures`.
 
     :param algo: ``"metarim_ppo"``, ``"rim_ppo"``, ``"metalstm_ppo"``, ``"metods_ppo"`` or any rl-zoo3 algorithm.
     :param env_id: A registered gymnasium id.
