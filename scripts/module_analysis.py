@@ -1,8 +1,8 @@
 """
 What a trained RIM's modules do on MiniGrid/BabyAI: play a harness run's ``model.zip`` and write, to ``--out``
 (default ``<run>/analysis/``), ``activity.csv`` (one row per step: active modules, objects, colours, the task's
-state and mission words in view), the heatmaps of :func:`sb3_metarim.analysis.plot_activity_heatmaps` and ``analysis.md`` (the
-command, the activation tables and :func:`sb3_metarim.analysis.reading`).
+state and mission words in view), the heatmaps of :func:`sb3_metarim.benchmark.analysis.plot_activity_heatmaps`
+and ``analysis.md`` (the command, the activation tables and :func:`sb3_metarim.benchmark.analysis.reading`).
 
 .. code-block:: bash
 
@@ -22,7 +22,7 @@ import gymnasium as gym
 import pandas as pd
 
 import sb3_metarim  # noqa: F401  (registers the environments)
-from sb3_metarim.analysis import (
+from sb3_metarim.benchmark.analysis import (
     PREFIXES,
     UNIT_PREFIX,
     activation_rates,
@@ -36,7 +36,7 @@ from sb3_metarim.analysis import (
 from sb3_metarim.benchmark.runner import ALGORITHMS, env_wrappers, wrap
 
 
-def main(argv: list[str] | None = None) -> Path:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("run", type=Path, help="a harness run's folder (model.zip, config.json)")
     parser.add_argument("--episodes", type=int, default=50, help="episodes to play (default 50)")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> Path:
         metavar="FEATURE",
         help="also compare, within each time bucket, the steps with and without these features (e.g. state_door_open)",
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
 
     config = json.loads((args.run / "config.json").read_text())
     env_id = args.env_id or config["env_id"]
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "activity.csv", index=False)
     images = plot_activity_heatmaps(frame, out, min_steps=args.min_steps)
-    command = " ".join(["python scripts/module_analysis.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    command = " ".join(["python scripts/module_analysis.py", *map(shlex.quote, sys.argv[1:])])
     lines = [
         f"# Module activity: {config['variant']} seed {config['seed']} on {env_id}",
         "",
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> Path:
     lines += ["", "![an episode](modules_over_episode.png)", "", f"Command: `{command}`", ""]
     (out / "analysis.md").write_text("\n".join(lines))
     print(f"wrote {out / 'activity.csv'}, {', '.join(path.name for path in images)}, {out / 'analysis.md'}")
-    return out
+    print(command)
 
 
 def within_time_markdown(frame: pd.DataFrame, feature: str) -> str:

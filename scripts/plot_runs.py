@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from stable_baselines3.common.results_plotter import window_func
 
-from sb3_metarim.plots import evaluation_curve, monitor_curve
+from sb3_metarim.zoo.plots import evaluation_curve, monitor_curve
 
 ALGOS = ("metarim_ppo", "rim_ppo", "metalstm_ppo", "ppo_lstm")
 SOURCES = ("auto", "eval", "train")

@@ -1,6 +1,7 @@
-"""sb3_metarim.analysis: which RIM modules are active against what is in view, on a tiny untrained model."""
+"""sb3_metarim.benchmark.analysis: which RIM modules are active against what is in view, on a tiny untrained model."""
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_metarim import MetaRIMPPO
-from sb3_metarim.analysis import (
+from sb3_metarim.benchmark.analysis import (
     activation_rates,
     module_activity,
     plot_activity_heatmaps,
@@ -20,8 +21,8 @@ from sb3_metarim.analysis import (
     time_feature,
     view_features,
 )
+from sb3_metarim.common.torch_layers import MiniGridFeaturesExtractor
 from sb3_metarim.envs.minigrid import GridIdsWrapper, MissionTokenWrapper, tokenize_mission
-from sb3_metarim.torch_layers import MiniGridFeaturesExtractor
 
 ENV_ID = "BabyAI-GoToLocalS5N2-v0"
 EXTRACTOR = dict(
@@ -111,9 +112,6 @@ def test_module_activity_on_a_tiny_model(tmp_path):
 
 
 def test_the_script_analyses_a_harness_run_folder(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    from module_analysis import main
-
     core = dict(num_units=2, top_k=1, unit_size=4, input_key_size=4, input_value_size=4, comm_key_size=4, comm_value_size=4)
     venv = make_vec_env(ENV_ID, n_envs=1, seed=0, wrapper_class=wrapped)
     run = tmp_path / "run"
@@ -124,8 +122,16 @@ def test_the_script_analyses_a_harness_run_folder(tmp_path):
     config = {"env_id": ENV_ID, "env_kwargs": {}, "variant": "metarim_ppo", "algo": "metarim_ppo", "seed": 0}
     (run / "config.json").write_text(json.dumps(config | {"hyperparams": {"env_wrapper": wrappers}}))
     argv = [str(run), "--episodes", "2", "--min-steps", "1", "--env-id", "BabyAI-GoToLocalS6N2-v0"]
-    out = main([*argv, "--within-time", "state_carrying_nothing"])
-    assert out == run / "analysis"
+    result = subprocess.run(
+        [sys.executable, "scripts/module_analysis.py", *argv, "--within-time", "state_carrying_nothing"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = run / "analysis"  # the default output folder
+    assert f"wrote {out / 'activity.csv'}" in result.stdout
     assert {path.name for path in out.iterdir()} == {
         *("activity.csv", "analysis.md", "modules_over_episode.png"),
         *(f"modules_by_{kind}.png" for kind in ("object", "colour", "state", "word", "time")),

@@ -1,4 +1,4 @@
-"""scripts/bandit_regret.py with its tiny budget: CSV, PNG and markdown, and baselines that beat chance."""
+"""scripts/bandit_regret.py with its tiny budget (CSV, PNG and markdown), and sb3_metarim.benchmark.regret's baselines."""
 
 import csv
 import subprocess
@@ -7,16 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
+from sb3_metarim.benchmark.regret import tasks, thompson_regret, ucb1_regret
 
-from bandit_regret import tasks, thompson_regret, ucb1_regret  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_tiny_run_writes_csv_png_and_markdown(tmp_path):
     out = tmp_path / "regret"
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "bandit_regret.py"), "--tiny", "--out", str(out)],
+        [sys.executable, "scripts/bandit_regret.py", "--tiny", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=240,

@@ -1,8 +1,4 @@
-"""scripts/benchmark_throughput.py: the stage timers of ``--case budget`` and the GoToLocal cores it compares."""
-
-import argparse
-import sys
-from pathlib import Path
+"""sb3_metarim.benchmark.throughput: the stage timers of ``--case budget`` and the GoToLocal cores it compares."""
 
 import pytest
 import torch as th
@@ -10,13 +6,12 @@ from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from sb3_metarim import MetaRIMPPO, policies
-from sb3_metarim.rim import RIM
+from sb3_metarim import MetaRIMPPO
+from sb3_metarim.benchmark.throughput import StageTimer, make_gotolocal_model
+from sb3_metarim.cores.rim import RIM
+from sb3_metarim.meta_rim_ppo import policies
 
 from .conftest import SMALL_CORE
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from benchmark_throughput import StageTimer, make_gotolocal_model
 
 STAGES = ("total", "collection", "env steps", "training", "backward", "optimizer steps", "features extractor forward")
 
@@ -76,13 +71,12 @@ def test_stage_timer_times_every_stage_and_removes_its_timers(algo):
 
 @pytest.mark.parametrize(("num_units", "unit_size", "dense_size"), [(4, 16, 64), (6, 16, 96), (8, 16, 128)])
 def test_gotolocal_default_core_is_as_wide_as_the_lstm(num_units, unit_size, dense_size):
-    args = argparse.Namespace(seed=0, device="cpu")
-    setting = dict(n_envs=2, vec_env="dummy", fast_span=20, num_units=num_units)
-    model = make_gotolocal_model(args, "metarim", core="defaults", **setting)
+    setting = dict(n_envs=2, vec_env="dummy", fast_span=20, num_units=num_units, seed=0, device="cpu")
+    model = make_gotolocal_model("metarim", core="defaults", **setting)
     config = model.policy.lstm_actor.config
     assert (config.num_units, config.unit_size, config.dense_size) == (num_units, unit_size, dense_size)
     assert model.slow_max_kl == 0.05
-    lstm = make_gotolocal_model(args, "lstm", core="defaults", **setting)
+    lstm = make_gotolocal_model("lstm", core="defaults", **setting)
     assert lstm.policy.lstm_actor.hidden_size == config.output_size
-    paper = make_gotolocal_model(args, "metarim", core="paper", **setting).policy.lstm_actor.config
+    paper = make_gotolocal_model("metarim", core="paper", **setting).policy.lstm_actor.config
     assert (paper.unit_size, paper.dense_size) == (32, 0)

@@ -1,5 +1,7 @@
-"""scripts/maze_table.py: the maze metrics per episode against SB3's evaluate_policy, and the table from a tiny suite."""
+"""sb3_metarim.benchmark.maze: the maze metrics per episode against SB3's evaluate_policy; scripts/maze_table.py: the
+table from a tiny suite."""
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,10 +13,9 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_metarim import MetODSPPO
 from sb3_metarim.benchmark.cli import main as benchmark
+from sb3_metarim.benchmark.maze import RandomWalk, play
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from maze_table import RandomWalk, main, play
-
+REPO = Path(__file__).resolve().parents[1]
 MAZE = "sb3_metarim/MetaMaze-v0"
 TINY_METODS = {"num_neurons": 8, "recursions": 1}
 
@@ -67,7 +68,15 @@ def test_the_table_from_a_tiny_suite(tmp_path):
     path.write_text(yaml.safe_dump(suite))
     assert benchmark(["run", str(path), "--out", str(tmp_path)]) == 0
 
-    table = main(["--root", str(tmp_path), "--suite", str(path), "--episodes", "4"]).read_text()
+    result = subprocess.run(
+        [sys.executable, "scripts/maze_table.py", "--root", str(tmp_path), "--suite", str(path), "--episodes", "4"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (tmp_path / "tiny_maze" / "maze" / "maze.md").read_text()
     runs = pd.read_csv(tmp_path / "tiny_maze" / "maze" / "runs.csv")
     assert sorted(runs["variant"].unique()) == ["metods_ppo", "random walk"]
     assert len(runs) == 8  # 2 agents x 2 seeds x 2 levels

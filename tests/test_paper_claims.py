@@ -1,14 +1,27 @@
-"""scripts/paper_claims.py: the verdicts of the paper's four claims from hand-made suite summaries."""
+"""sb3_metarim.benchmark.claims and scripts/paper_claims.py: the verdicts of the paper's four claims from hand-made
+suite summaries."""
 
+import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from paper_claims import main, ordered, transfer_verdict
+from sb3_metarim.benchmark.claims import ordered, transfer_verdict
 
+REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("metarim_ppo", "rim_ppo", "ppo_lstm")
+
+
+def paper_claims(*argv: str) -> str:
+    """Run ``python scripts/paper_claims.py *argv`` as a user does; :return: the markdown it wrote."""
+    result = subprocess.run(
+        [sys.executable, "scripts/paper_claims.py", *argv], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = result.stdout.splitlines()[0].removeprefix("wrote ")
+    assert result.stdout.splitlines()[-1].startswith("python scripts/paper_claims.py --summary")
+    return Path(written).read_text()
 
 
 def rows(values: list[tuple[float, float, float]], metric: str = "frames_to_threshold") -> pd.DataFrame:
@@ -53,7 +66,7 @@ def test_the_script_writes_verdicts_and_waits_for_seeds(tmp_path):
         ]
     )
     summary.to_csv(tmp_path / "summary.csv", index=False)
-    text = main(["--summary", str(tmp_path / "summary.csv")]).read_text()
+    text = paper_claims("--summary", str(tmp_path / "summary.csv"))
     claim_1, claim_4 = text.split("## Claim 4")
     assert "| solved | metarim_ppo | 3 | 10 [10, 10] | 10 [10, 10] | holds | holds |" in claim_1
     assert "not testable (none reached the threshold)" in claim_1
@@ -106,7 +119,7 @@ def test_the_script_reads_transfer_and_curriculum(tmp_path):
         ]
     )
     curriculum.to_csv(tmp_path / "curriculum.csv", index=False)
-    text = main(["--summary", str(tmp_path / "summary.csv"), "--curriculum", str(tmp_path / "curriculum.csv")]).read_text()
+    text = paper_claims("--summary", str(tmp_path / "summary.csv"), "--curriculum", str(tmp_path / "curriculum.csv"))
     claim_2 = text.split("## Claim 2")[1].split("## Claim 3")[0]
     claim_3 = text.split("## Claim 3")[1].split("## Claim 4")[0]
     assert (
@@ -117,5 +130,5 @@ def test_the_script_reads_transfer_and_curriculum(tmp_path):
     assert claim_3.count("| holds | holds |") == 1
     assert "| BabyAI-PickupLoc-v0 | metarim_ppo | 2 |" in claim_3
 
-    missing = main(["--summary", str(tmp_path / "summary.csv"), "--curriculum", str(tmp_path / "none.csv")]).read_text()
+    missing = paper_claims("--summary", str(tmp_path / "summary.csv"), "--curriculum", str(tmp_path / "none.csv"))
     assert "Not run yet" in missing

@@ -38,6 +38,8 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 from rl_zoo3.hyperparams_opt import convert_onpolicy_params
 
+from sb3_metarim.cores.registry import core_option_owners
+
 logger = logging.getLogger(__name__)
 
 ZooSampler = Callable[[optuna.Trial, int, int, dict], dict[str, Any]]
@@ -74,17 +76,6 @@ PPO_PARAMS = (
     "max_grad_norm",
     "net_arch",
     "activation_fn",
-)
-CORE_PARAMS = (
-    "num_units",
-    "unit_size",
-    "sticky_bonus",
-    "dense_size",
-    "num_neurons",
-    "recursions",
-    "plasticity",
-    "write_projection",
-    "w0",
 )
 META_PARAMS = ("slow_learning_rate", "fast_span", "slow_interval", "slow_n_epochs", "slow_max_kl")
 
@@ -198,7 +189,7 @@ def convert_params(params: dict[str, Any]) -> dict[str, Any]:
     :return: keyword arguments of the algorithm.
     """
     hyperparams = convert_onpolicy_params({key: params[key] for key in PPO_PARAMS})
-    core = {key: params[key] for key in CORE_PARAMS if key in params}
+    core = {key: value for key, value in params.items() if key in core_option_owners()}
     if "inactive_units" in params:
         core["top_k"] = params["num_units"] - params["inactive_units"]
     hyperparams["policy_kwargs"].update(core)
