@@ -1,5 +1,5 @@
 """
-Features extractors (``nn.Module``s) for the observations of this package's wrappers: MiniGrid/BabyAI's grid of ids
+Features extractors (``nn.Module`` subclasses) for the observations of this package's wrappers: MiniGrid/BabyAI's grid of ids
 and mission tokens (:class:`MiniGridFeaturesExtractor`, with its :class:`GridEncoder` and :class:`MissionEncoder`).
 
 .. code-block:: python
