@@ -82,7 +82,7 @@ def run_metrics(curve: pd.DataFrame, env: EnvSpec, value: str = "return_mean") -
 
 def collapsed(scores: np.ndarray, drop: float = 0.2, learned: float = 0.5) -> bool:
     """
-    A collapse after learning (issue 8's criterion): once the run has learned (its best normalized score so far is
+    A collapse after learning: once the run has learned (its best normalized score so far is
     at least ``learned``), two evaluations in a row more than ``drop`` of that best below it. A run that never
     learned has nothing to collapse from: its evaluations near chance only fluctuate.
 
@@ -142,8 +142,8 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def verdicts(summary: pd.DataFrame, candidate: str, baseline: str) -> pd.DataFrame:
     """
-    Per env where both ran, ``candidate`` against ``baseline`` on the two claims of issue 8, on point estimates,
-    each qualified by the 95% CIs: ``final`` is ``"yes"`` (IQM final return at least the baseline's) or ``"no"``;
+    Per env where both ran, ``candidate`` against ``baseline`` on the two claims (final return, frames to
+    threshold), on point estimates, each qualified by the 95% CIs: ``final`` is ``"yes"`` (IQM final return at least the baseline's) or ``"no"``;
     ``frames`` is ``"yes"`` (mean frames to threshold at most the baseline's), ``"no"``, or ``"neither reached"``
     when no run of either got to the threshold: a tie of censored values says nothing, so it is not counted as a yes.
     ``final_ci`` and ``frames_ci`` say whether the intervals are ``"separate"`` or ``"overlap"``.
