@@ -143,7 +143,8 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
 def verdicts(summary: pd.DataFrame, candidate: str, baseline: str) -> pd.DataFrame:
     """
     Per env where both ran, ``candidate`` against ``baseline`` on the two claims (final return, frames to
-    threshold), on point estimates, each qualified by the 95% CIs: ``final`` is ``"yes"`` (IQM final return at least the baseline's) or ``"no"``;
+    threshold), on point estimates, each qualified by the 95% CIs: ``final`` is ``"yes"`` (IQM final return at least
+    the baseline's) or ``"no"``;
     ``frames`` is ``"yes"`` (mean frames to threshold at most the baseline's), ``"no"``, or ``"neither reached"``
     when no run of either got to the threshold: a tie of censored values says nothing, so it is not counted as a yes.
     ``final_ci`` and ``frames_ci`` say whether the intervals are ``"separate"`` or ``"overlap"``.
