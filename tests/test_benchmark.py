@@ -413,7 +413,7 @@ def test_the_metods_suite_loads_and_names_known_algorithms():
         assert env_wrappers(run.hyperparams.get("env_wrapper")), run.describe()
 
 
-# Issue 9's harness features: MiniGrid success, zero-shot transfer, fine-tuning (init_from), the paper's suites.
+# The harness's paper features: MiniGrid success, zero-shot transfer, fine-tuning (init_from), the paper's suites.
 
 GRID_WRAPPERS = ["sb3_metarim.envs.minigrid.MissionTokenWrapper", "sb3_metarim.envs.minigrid.GridIdsWrapper"]
 TINY_GRID_EXTRACTOR = {

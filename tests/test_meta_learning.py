@@ -36,9 +36,9 @@ def reward_rate_by_episode(model: MetaRIMPPO, seed: int, n_trials: int = 400) ->
 
 def test_metarim_learns_to_play_a_bandit_within_a_trial():
     """With the default core (6 modules of 16, 4 active, a dense LSTM of 96, sticky_bonus 0.3; slow_max_kl 0.05;
-    the paper's core of 6 x 32 passed it as well, README round 21). Not SMALL_CORE: the hold keeps the
-    set of a trial's first pull for the whole trial at first (in both cores), and SMALL_CORE's 2 active modules of
-    8 then need about 4x this budget to learn the bandit (README, ablation round 18)."""
+    the paper's core of 6 x 32 passes it as well). Not SMALL_CORE: the hold keeps the set of a trial's first pull
+    for the whole trial at first (in both cores), and SMALL_CORE's 2 active modules of 8 then need about 4x this
+    budget to learn the bandit."""
     env = make_meta_env(
         "sb3_metarim/BernoulliBandit-v0", n_envs=8, episodes_per_trial=PULLS_PER_TRIAL, seed=0, env_kwargs=BANDIT
     )
