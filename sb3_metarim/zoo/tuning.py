@@ -189,7 +189,8 @@ def convert_params(params: dict[str, Any]) -> dict[str, Any]:
     :return: keyword arguments of the algorithm.
     """
     hyperparams = convert_onpolicy_params({key: params[key] for key in PPO_PARAMS})
-    core = {key: value for key, value in params.items() if key in core_option_owners()}
+    core_options = core_option_owners()
+    core = {key: value for key, value in params.items() if key in core_options}
     if "inactive_units" in params:
         core["top_k"] = params["num_units"] - params["inactive_units"]
     hyperparams["policy_kwargs"].update(core)
