@@ -18,20 +18,21 @@ from sb3_metarim.benchmark.maze import MAZE, finished_runs, maze_markdown, maze_
 from sb3_metarim.benchmark.spec import load_suite
 
 parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-parser.add_argument("--root", type=Path, default=Path("benchmarks"), help="the harness's --out (default benchmarks)")
+parser.add_argument("--runs", type=Path, default=Path("runs"), help="the harness's --runs, with the models (default runs)")
+parser.add_argument("--results", type=Path, default=Path("benchmarks"), help="the harness's --results (default benchmarks)")
 parser.add_argument("--suite", default="metods", help="a suite yaml file or a shipped suite's name (default metods)")
 parser.add_argument("--episodes", type=int, default=100, help="episodes per run and maze (default 100)")
 args = parser.parse_args()
 command = " ".join(["python scripts/maze_table.py", *map(shlex.quote, sys.argv[1:])])
 
 suite = load_suite(args.suite)
-specs = finished_runs(suite, args.root)
+specs = finished_runs(suite, args.runs)
 if not specs:
-    raise SystemExit(f"no finished {MAZE} run of suite {args.suite!r} under {args.root}")
-runs = maze_runs(specs, args.root, args.episodes, log=print)
+    raise SystemExit(f"no finished {MAZE} run of suite {args.suite!r} under {args.runs}")
+runs = maze_runs(specs, args.runs, args.episodes, log=print)
 summary = summarize(runs)
 
-out = args.root / suite.name / "maze"
+out = args.results / suite.name / "maze"
 out.mkdir(parents=True, exist_ok=True)
 runs.to_csv(out / "runs.csv", index=False)
 summary.to_csv(out / "summary.csv", index=False)

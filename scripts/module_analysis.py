@@ -1,12 +1,13 @@
 """
 What a trained RIM's modules do on MiniGrid/BabyAI: play a harness run's ``model.zip`` and write, to ``--out``
-(default ``<run>/analysis/``), ``activity.csv`` (one row per step: active modules, objects, colours, the task's
-state and mission words in view), the heatmaps of :func:`sb3_metarim.benchmark.analysis.plot_activity_heatmaps`
+(default ``benchmarks/<suite>/analysis/<env>/<variant>/seed<k>/`` for the run ``runs/<suite>/<env>/<variant>/seed<k>``),
+``activity.csv`` (one row per step: active modules, objects, colours, the task's state and mission words in view),
+the heatmaps of :func:`sb3_metarim.benchmark.analysis.plot_activity_heatmaps`
 and ``analysis.md`` (the command, the activation tables and :func:`sb3_metarim.benchmark.analysis.reading`).
 
 .. code-block:: bash
 
-    python scripts/module_analysis.py benchmarks/paper/BabyAI-GoToLocal-v0/metarim_ppo/seed0 --episodes 100
+    python scripts/module_analysis.py runs/paper/BabyAI-GoToLocal-v0/metarim_ppo/seed0 --episodes 100
     python scripts/module_analysis.py <run> --env-id BabyAI-GoToLocalS8N7-v0    # another env of the same family
 
 The env is the run's (``config.json``: env id, env kwargs, ``env_wrapper``) unless ``--env-id`` names another.
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--env-id", help="play this env instead of the run's (same wrappers)")
     parser.add_argument("--stochastic", action="store_true", help="sample actions (default: the most likely)")
     parser.add_argument("--min-steps", type=int, default=5, help="leave out features seen at fewer steps (default 5)")
-    parser.add_argument("--out", type=Path, help="output folder (default <run>/analysis)")
+    parser.add_argument("--out", type=Path, help="output folder (default benchmarks/<suite>/analysis/<env>/<variant>/seed<k>)")
     parser.add_argument(
         "--within-time",
         nargs="+",
@@ -61,7 +62,7 @@ def main() -> None:
     model = ALGORITHMS[config["algo"]].load(args.run / "model.zip", device="cpu")
     frame = module_activity(model, env, n_episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed)
 
-    out = args.out or args.run / "analysis"
+    out = args.out or Path("benchmarks", args.run.parts[-4], "analysis", *args.run.parts[-3:])
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "activity.csv", index=False)
     images = plot_activity_heatmaps(frame, out, min_steps=args.min_steps)

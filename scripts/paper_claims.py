@@ -1,7 +1,7 @@
 """
 The verdicts of the paper's four claims, from the aggregates of the `paper` suite (``benchmarks/paper/summary.csv``
 and ``transfer.csv``) and of the `paper_curriculum` suite (``benchmarks/paper_curriculum/summary.csv``), by the rules
-of :mod:`sb3_metarim.benchmark.claims` (and docs/results.md), written as markdown tables to
+of :mod:`sb3_metarim.benchmark.claims` (and docs/results/paper.md), written as markdown tables to
 ``benchmarks/paper/claims.md``.
 
 .. code-block:: bash
@@ -46,23 +46,23 @@ lines = [
     "# The paper's four claims from the `paper` and `paper_curriculum` suites",
     "",
     f"Computed from `{args.summary}`, `{transfer}` and `{args.curriculum}` by `{command}`; rules in "
-    "sb3_metarim.benchmark.claims and docs/results.md. Mean frames to threshold with 95% bootstrap CIs (a run that "
+    "sb3_metarim.benchmark.claims and docs/results/paper.md. Mean frames to threshold with 95% bootstrap CIs (a run that "
     "never reached it counts as one evaluation interval after its budget); IQM normalized AUC, IQM return and success "
     "with 95% CIs.",
     "",
-    "## Claim 1: sample efficiency (frames to threshold: metarim_ppo < rim_ppo < ppo_lstm; '>' below: faster)",
+    "## Claim 1: sample efficiency (frames to threshold: metarim_ppo_paper < rim_ppo_paper < ppo_lstm; '>' below: faster)",
     "",
     *claim_1(summary, args.min_seeds),
     "",
-    "## Claim 2: zero-shot transfer (trained on easy; metarim_ppo above ppo_lstm on the harder levels)",
+    "## Claim 2: zero-shot transfer (trained on easy; metarim_ppo_paper above ppo_lstm on the harder levels)",
     "",
     *claim_2_lines,
     "",
-    "## Claim 3: curriculum (fine-tuned on PickupLoc from GoToLocal; AUC: metarim_ppo above ppo_lstm)",
+    "## Claim 3: curriculum (fine-tuned on PickupLoc from GoToLocal; AUC: metarim_ppo_paper above ppo_lstm)",
     "",
     *claim_3_lines,
     "",
-    "## Claim 4: ablation (AUC: metarim_ppo > metalstm_ppo > ppo_lstm)",
+    "## Claim 4: ablation (AUC: metarim_ppo_paper > metalstm_ppo > ppo_lstm)",
     "",
     *claim_4(summary, args.min_seeds),
     "",

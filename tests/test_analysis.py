@@ -25,6 +25,7 @@ from sb3_metarim.common.torch_layers import MiniGridFeaturesExtractor
 from sb3_metarim.envs.minigrid import GridIdsWrapper, MissionTokenWrapper, tokenize_mission
 
 ENV_ID = "BabyAI-GoToLocalS5N2-v0"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "module_analysis.py"
 EXTRACTOR = dict(
     features_extractor_class=MiniGridFeaturesExtractor,
     features_extractor_kwargs=dict(image_features_dim=8, word_embedding_dim=4, mission_features_dim=8),
@@ -114,7 +115,7 @@ def test_module_activity_on_a_tiny_model(tmp_path):
 def test_the_script_analyses_a_harness_run_folder(tmp_path):
     core = dict(num_units=2, top_k=1, unit_size=4, input_key_size=4, input_value_size=4, comm_key_size=4, comm_value_size=4)
     venv = make_vec_env(ENV_ID, n_envs=1, seed=0, wrapper_class=wrapped)
-    run = tmp_path / "run"
+    run = tmp_path / "runs/paper" / ENV_ID / "metarim_ppo/seed0"  # a harness run folder
     MetaRIMPPO("MultiInputPolicy", venv, n_steps=8, batch_size=8, seed=0, policy_kwargs=EXTRACTOR | core).save(
         run / "model.zip"
     )
@@ -123,15 +124,16 @@ def test_the_script_analyses_a_harness_run_folder(tmp_path):
     (run / "config.json").write_text(json.dumps(config | {"hyperparams": {"env_wrapper": wrappers}}))
     argv = [str(run), "--episodes", "2", "--min-steps", "1", "--env-id", "BabyAI-GoToLocalS6N2-v0"]
     result = subprocess.run(
-        [sys.executable, "scripts/module_analysis.py", *argv, "--within-time", "state_carrying_nothing"],
+        [sys.executable, str(SCRIPT), *argv, "--within-time", "state_carrying_nothing"],
         capture_output=True,
         text=True,
         timeout=240,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    out = run / "analysis"  # the default output folder
+    out = Path("benchmarks/paper/analysis", ENV_ID, "metarim_ppo/seed0")  # the default output folder, from the run's
     assert f"wrote {out / 'activity.csv'}" in result.stdout
+    out = tmp_path / out
     assert {path.name for path in out.iterdir()} == {
         *("activity.csv", "analysis.md", "modules_over_episode.png"),
         *(f"modules_by_{kind}.png" for kind in ("object", "colour", "state", "word", "time")),

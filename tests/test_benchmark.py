@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sb3_metarim.benchmark import aggregate, runner, stats, training_log
+from sb3_metarim.benchmark import aggregate, runner, stats, store, training_log
 from sb3_metarim.benchmark.cli import main
 from sb3_metarim.benchmark.runner import ALGORITHMS, DONE_FILE, EVAL_COLUMNS, env_wrappers
 from sb3_metarim.benchmark.spec import load_suite, parse_shard, shard, suite_from_dict
@@ -123,7 +124,7 @@ def test_unknown_filter_and_suite_are_named(tmp_path):
 def test_grid_runs_every_variant_and_skips_finished_runs(tmp_path, capsys):
     path = write_suite(tmp_path, tiny_suite(n_timesteps=128, eval_freq=64))
     out = tmp_path / "out"
-    assert main(["run", str(path), "--out", str(out)]) == 0
+    assert main(["run", str(path), "--runs", str(out)]) == 0
     folders = sorted(out.glob("tiny/*/*/seed0"))
     assert len(folders) == 6
     for folder in folders:
@@ -135,11 +136,11 @@ def test_grid_runs_every_variant_and_skips_finished_runs(tmp_path, capsys):
     tmaze = pd.read_csv(out / "tiny/sb3_metarim-TMaze-v0/metarim_ppo/seed0/eval.csv")
     assert tmaze["success_rate"].between(0, 1).all()  # TMaze reports is_success
     capsys.readouterr()
-    assert main(["run", str(path), "--out", str(out)]) == 0
+    assert main(["run", str(path), "--runs", str(out)]) == 0
     assert capsys.readouterr().out.count("done") == 6
 
 
-def test_resume_after_kill_gives_the_same_rows_without_duplicates(tmp_path):
+def test_resume_after_kill_elsewhere_gives_the_same_rows_without_duplicates(tmp_path):
     budget, eval_freq = 4096, 256
     data = tiny_suite(n_timesteps=budget, eval_freq=eval_freq)
     path = write_suite(tmp_path, data)
@@ -148,12 +149,12 @@ def test_resume_after_kill_gives_the_same_rows_without_duplicates(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     reference = tmp_path / "reference"
-    subprocess.run([*command, "--out", str(reference)], check=True, env=env, capture_output=True)
+    subprocess.run([*command, "--runs", str(reference)], check=True, env=env, capture_output=True)
     expected = pd.read_csv(reference / "tiny/sb3_metarim-CueMemory-v0/metarim_ppo/seed0/eval.csv")["timesteps"].tolist()
 
     out = tmp_path / "killed"
     folder = out / "tiny/sb3_metarim-CueMemory-v0/metarim_ppo/seed0"
-    process = subprocess.Popen([*command, "--out", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([*command, "--runs", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if (folder / "eval.csv").exists() and len(pd.read_csv(folder / "eval.csv")) >= 4:
@@ -166,7 +167,7 @@ def test_resume_after_kill_gives_the_same_rows_without_duplicates(tmp_path):
     assert (folder / "checkpoint.zip").exists() and not (folder / DONE_FILE).exists()
     # `list` says how far the interrupted run got: its checkpoint's step count, one of the evaluations'.
     listing = subprocess.run(
-        [sys.executable, "-m", "sb3_metarim.benchmark", "list", *command[4:], "--out", str(out)],
+        [sys.executable, "-m", "sb3_metarim.benchmark", "list", *command[4:], "--runs", str(out)],
         check=True,
         env=env,
         capture_output=True,
@@ -176,7 +177,12 @@ def test_resume_after_kill_gives_the_same_rows_without_duplicates(tmp_path):
     assert at is not None, listing
     assert int(at.group(1)) in pd.read_csv(folder / "eval.csv")["timesteps"].tolist()
 
-    subprocess.run([*command, "--out", str(out)], check=True, env=env, capture_output=True)
+    # Resumed on "another machine": the working directory copied to another path, the same command run there.
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(out, moved)
+    shutil.rmtree(out)
+    folder = moved / folder.relative_to(out)
+    subprocess.run([*command, "--runs", str(moved)], check=True, env=env, capture_output=True)
     resumed = pd.read_csv(folder / "eval.csv")["timesteps"].tolist()
     assert resumed == expected, f"killed at {rows_at_kill} rows"
     assert len(resumed) == len(set(resumed))
@@ -192,7 +198,13 @@ def fake_results(root: Path, suite_data: dict, curves: dict) -> None:
         folder.mkdir(parents=True)
         rows = [dict.fromkeys(EVAL_COLUMNS, 0) | {"timesteps": t, "return_mean": r} for t, r in curves[spec.key]]
         pd.DataFrame(rows, columns=EVAL_COLUMNS).to_csv(folder / "eval.csv", index=False)
-        (folder / DONE_FILE).write_text("{}")
+        (folder / "config.json").write_text('{"versions": {"torch": "2.13.0"}, "python": "3.11"}')
+        (folder / DONE_FILE).write_text(f'{{"timesteps": {curves[spec.key][-1][0]}}}')
+
+
+def aggregate_cli(path: Path, tmp_path: Path, *options: str) -> int:
+    """``aggregate`` of the suite at ``path``: runs in ``tmp_path/runs``, results in ``tmp_path``."""
+    return main(["aggregate", str(path), "--runs", str(tmp_path / "runs"), "--results", str(tmp_path), *options])
 
 
 def test_aggregate_matches_a_hand_computed_case(tmp_path):
@@ -208,9 +220,9 @@ def test_aggregate_matches_a_hand_computed_case(tmp_path):
     # Variant a: final returns 1, 2, 3, 4; seed 3 reaches 1.5 at 100 steps, seeds 1, 2 at 200, seed 0 never.
     curves = {(env_id, "a", seed): [(0, 0.0), (100, 1.0 + (seed == 3)), (200, 1.0 + seed)] for seed in range(4)}
     curves |= {(env_id, "b", seed): [(0, 0.0), (100, 0.0), (200, 0.5)] for seed in range(4)}
-    fake_results(tmp_path, data, curves)
+    fake_results(tmp_path / "runs", data, curves)
     suite = suite_from_dict(data)
-    report = aggregate.aggregate_suite(suite, tmp_path, command="test", candidate="a", baseline="b")
+    report = aggregate.aggregate_suite(suite, tmp_path / "runs", tmp_path, command="test", candidate="a", baseline="b")
     runs = pd.read_csv(tmp_path / "hand/runs.csv").set_index(["variant", "seed"])
     # AUC of seed 1 of a: scores (return / 2) 0, 0.5, 1.0 over [0, 200] -> trapezoids (0.25 + 0.75) * 100 / 200 = 0.5.
     assert runs.loc[("a", 1), "auc"] == pytest.approx(0.5)
@@ -232,15 +244,15 @@ def test_aggregate_matches_a_hand_computed_case(tmp_path):
 
 
 def test_aggregate_seeds_may_go_beyond_the_suites(tmp_path):
-    # An ablation round adds seeds 2-3 to a suite that lists 0-1: `aggregate --seeds` reads them; unfinished skipped.
+    # Seeds 2-3 run beyond a suite that lists 0-1: `aggregate --seeds` reads them; unfinished skipped.
     data = tiny_suite(seeds=(0, 1, 2, 3))
     curves = {spec.key: [(0, 0.0), (512, float(spec.seed))] for spec in suite_from_dict(data).runs()}
-    fake_results(tmp_path, data, curves)
-    (tmp_path / "tiny/sb3_metarim-TMaze-v0/metarim_ppo/seed3" / DONE_FILE).unlink()
+    fake_results(tmp_path / "runs", data, curves)
+    (tmp_path / "runs/tiny/sb3_metarim-TMaze-v0/metarim_ppo/seed3" / DONE_FILE).unlink()
     path = write_suite(tmp_path, data | {"seeds": [0, 1]})
-    assert main(["aggregate", str(path), "--out", str(tmp_path)]) == 0
+    assert aggregate_cli(path, tmp_path) == 0
     assert set(pd.read_csv(tmp_path / "tiny/runs.csv")["seed"]) == {0, 1}
-    assert main(["aggregate", str(path), "--out", str(tmp_path), "--seeds", "0", "1", "2", "3"]) == 0
+    assert aggregate_cli(path, tmp_path, "--seeds", "0", "1", "2", "3") == 0
     runs = pd.read_csv(tmp_path / "tiny/runs.csv")
     tmaze = runs[(runs["env_id"] == "sb3_metarim/TMaze-v0") & (runs["variant"] == "metarim_ppo")]
     assert sorted(tmaze["seed"]) == [0, 1, 2]
@@ -249,13 +261,57 @@ def test_aggregate_seeds_may_go_beyond_the_suites(tmp_path):
 
 def test_aggregate_checks_the_variant_the_cli_names(tmp_path):
     data = tiny_suite(seeds=(0,))
-    fake_results(tmp_path, data, {spec.key: [(0, 0.0), (512, 1.0)] for spec in suite_from_dict(data).runs()})
+    fake_results(tmp_path / "runs", data, {spec.key: [(0, 0.0), (512, 1.0)] for spec in suite_from_dict(data).runs()})
     path = write_suite(tmp_path, data)
-    assert main(["aggregate", str(path), "--out", str(tmp_path), "--candidate", "ppo_lstm", "--baseline", "metarim_ppo"]) == 0
+    assert aggregate_cli(path, tmp_path, "--candidate", "ppo_lstm", "--baseline", "metarim_ppo") == 0
     assert "## `ppo_lstm` against `metarim_ppo`" in (tmp_path / "tiny/summary.md").read_text()
     known = r"known: \['metarim_ppo', 'ppo_framestack', 'ppo_lstm'\]"
     with pytest.raises(ValueError, match=r"--candidate 'sticky9': not in the suite; " + known):
-        main(["aggregate", str(path), "--out", str(tmp_path), "--candidate", "sticky9"])
+        aggregate_cli(path, tmp_path, "--candidate", "sticky9")
+
+
+def test_aggregate_reproduces_from_the_committed_tables_alone(tmp_path):
+    data = tiny_suite(seeds=(0, 1, 2))
+    curves = {spec.key: [(0, 0.0), (256, 0.5 * spec.seed), (512, float(spec.seed))] for spec in suite_from_dict(data).runs()}
+    fake_results(tmp_path / "runs", data, curves)
+    path = write_suite(tmp_path, data)
+    assert main(["aggregate", str(path), "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "a")]) == 0
+    # Another clone: only the committed long tables, no run folder.
+    (tmp_path / "b/tiny").mkdir(parents=True)
+    for table in (store.EVALUATIONS_FILE, store.CONFIGS_FILE):
+        shutil.copy(tmp_path / "a/tiny" / table, tmp_path / "b/tiny" / table)
+    assert main(["aggregate", str(path), "--runs", str(tmp_path / "none"), "--results", str(tmp_path / "b")]) == 0
+    for name in ("runs.csv", "summary.csv", store.EVALUATIONS_FILE, store.CONFIGS_FILE):
+        assert (tmp_path / "a/tiny" / name).read_bytes() == (tmp_path / "b/tiny" / name).read_bytes(), name
+    summaries = [(tmp_path / folder / "tiny/summary.md").read_text().split("Command:")[0] for folder in "ab"]
+    assert summaries[0] == summaries[1]
+    with pytest.raises(ValueError, match="no finished run"):
+        main(["aggregate", str(path), "--runs", str(tmp_path / "none"), "--results", str(tmp_path / "c")])
+
+
+def test_a_finished_run_folder_replaces_its_committed_rows_and_the_others_stay(tmp_path):
+    data = tiny_suite(seeds=(0, 1, 2))
+    suite = suite_from_dict(data)
+    env_id, variant = "sb3_metarim/TMaze-v0", "metarim_ppo"
+    fake_results(tmp_path / "first", data, {spec.key: [(0, 0.0), (512, 1.0)] for spec in suite.runs()})
+    store.update(suite, tmp_path / "first", tmp_path / "results")
+    # Later, elsewhere: seed 1 of one run again (another result), seed 2 of it unfinished.
+    again = suite_from_dict(data | {"seeds": [1, 2]})
+    fake_results(tmp_path / "second", data | {"seeds": [1, 2]}, {spec.key: [(0, 0.0), (512, 3.0)] for spec in again.runs()})
+    for spec in again.runs():
+        if spec.seed == 2:
+            (spec.folder(tmp_path / "second") / DONE_FILE).unlink()
+    tables = store.update(again, tmp_path / "second", tmp_path / "results")
+    final = tables.evaluations[tables.evaluations["timesteps"] == 512].set_index(["env_id", "variant", "seed"])
+    assert final.loc[(env_id, variant, 0), "return_mean"] == 1.0  # committed, no folder: kept
+    assert final.loc[(env_id, variant, 1), "return_mean"] == 3.0  # replaced by its finished folder
+    assert final.loc[(env_id, variant, 2), "return_mean"] == 1.0  # the unfinished folder does not count
+    assert len(tables.evaluations) == 2 * len(suite.runs())
+    assert store.read(tmp_path / "results/tiny").evaluations.shape == tables.evaluations.shape
+    assert len(tables.configs) == len(suite.runs()) and set(tables.configs.columns) >= {"env_id", "variant", "seed", "done"}
+    # In the grid's order; runs outside the grid (here seed 0, for the second suite) left out.
+    in_grid = store.in_grid(tables.evaluations, again).drop_duplicates(store.KEYS)[store.KEYS]
+    assert list(in_grid.itertuples(index=False, name=None)) == [spec.key for spec in again.runs()]
 
 
 def write_progress(folder: Path, name: str, rows: list[tuple[int, float | None]]) -> None:
@@ -288,10 +344,12 @@ def test_aggregate_reports_training_returns_beside_the_evaluations(tmp_path):
     }
     env_id = "sb3_metarim/CueMemory-v0"
     # Deterministic evaluations never reach 1.5; the sampling policy's training return does, in seed 1 only (at 200).
-    fake_results(tmp_path, data, {(env_id, "a", seed): [(0, 0.0), (100, 0.5), (200, 1.0)] for seed in range(2)})
+    fake_results(tmp_path / "runs", data, {(env_id, "a", seed): [(0, 0.0), (100, 0.5), (200, 1.0)] for seed in range(2)})
     for spec in suite_from_dict(data).runs():
-        write_progress(spec.folder(tmp_path), "progress.csv", [(50, 0.2), (100, 1.0), (200, 1.0 + spec.seed)])
-    report = aggregate.aggregate_suite(suite_from_dict(data), tmp_path, command="test", candidate="a", baseline="b")
+        write_progress(spec.folder(tmp_path / "runs"), "progress.csv", [(50, 0.2), (100, 1.0), (200, 1.0 + spec.seed)])
+    report = aggregate.aggregate_suite(
+        suite_from_dict(data), tmp_path / "runs", tmp_path, command="test", candidate="a", baseline="b"
+    )
     runs = pd.read_csv(tmp_path / "hand/runs.csv").set_index("seed")
     assert runs["reached"].tolist() == [0, 0]
     assert runs["train_reached"].tolist() == [0, 1] and runs.loc[1, "train_frames_to_threshold"] == 200
@@ -393,7 +451,7 @@ def test_env_wrapper_key_runs_meta_rl_tasks_with_metods_and_the_lstm(tmp_path):
         },
     }
     out = tmp_path / "out"
-    assert main(["run", str(write_suite(tmp_path, data)), "--out", str(out)]) == 0
+    assert main(["run", str(write_suite(tmp_path, data)), "--runs", str(out)]) == 0
     for variant in ("metods_ppo", "ppo_lstm"):
         folder = out / "meta" / "sb3_metarim-DependentBandit-v0" / variant / "seed0"
         rows = pd.read_csv(folder / "eval.csv")
@@ -482,7 +540,7 @@ def test_transfer_is_evaluated_at_each_evaluation_and_part_of_done(tmp_path, cap
     data = tiny_grid_suite()
     path = write_suite(tmp_path, data)
     out = tmp_path / "out"
-    assert main(["run", str(path), "--out", str(out)]) == 0
+    assert main(["run", str(path), "--runs", str(out)]) == 0
     capsys.readouterr()
     folder = out / "grid/BabyAI-GoToLocalS5N2-v0/metarim_ppo/seed0"
     evals = pd.read_csv(folder / "eval.csv")
@@ -494,16 +552,16 @@ def test_transfer_is_evaluated_at_each_evaluation_and_part_of_done(tmp_path, cap
     assert transfer["success_rate"].between(0, 1).all() and transfer["return_mean"].between(0, 1).all()
     # A run finished before transfer_envs was added gets its transfer from model.zip on the next run.
     (folder / "transfer.csv").write_text(",".join(runner.TRANSFER_COLUMNS) + "\n64,easy,x,0,0,0,1,3\n")
-    assert main(["list", str(path), "--out", str(out)]) == 0
+    assert main(["list", str(path), "--runs", str(out)]) == 0
     assert capsys.readouterr().out.startswith("transfer ")
-    assert main(["run", str(path), "--out", str(out)]) == 0
+    assert main(["run", str(path), "--runs", str(out)]) == 0
     assert "transfer" in capsys.readouterr().out
     again = pd.read_csv(folder / "transfer.csv")
     assert again["level"].tolist() == ["easy", "harder"] and (again["timesteps"] == 64).all()
     assert again[["return_mean", "success_rate"]].to_numpy() == pytest.approx(
         transfer.iloc[-2:][["return_mean", "success_rate"]].to_numpy()
     )
-    assert main(["list", str(path), "--out", str(out)]) == 0
+    assert main(["list", str(path), "--runs", str(out)]) == 0
     assert capsys.readouterr().out.startswith("done ")
 
 
@@ -514,9 +572,10 @@ def test_transfer_table_matches_a_hand_computed_case(tmp_path):
     suite = suite_from_dict(data)
     levels = {"easy": "BabyAI-GoToLocalS5N2-v0", "harder": "BabyAI-GoToLocal-v0"}
     for spec in suite.runs():
-        folder = spec.folder(tmp_path)
+        folder = spec.folder(tmp_path / "runs")
         folder.mkdir(parents=True)
         (folder / DONE_FILE).write_text('{"timesteps": 64}')
+        (folder / "config.json").write_text("{}")
         pd.DataFrame([dict.fromkeys(EVAL_COLUMNS, 0) | {"timesteps": 64, "return_mean": 0.5}]).to_csv(
             folder / "eval.csv", index=False
         )
@@ -528,7 +587,7 @@ def test_transfer_table_matches_a_hand_computed_case(tmp_path):
             success = [0.0, 0.5, 0.5, 1.0][spec.seed] if level == "easy" else 0.25
             rows.append({"timesteps": 64, "level": level, "env_id": env_id, "return_mean": final, "success_rate": success})
         pd.DataFrame(rows).reindex(columns=runner.TRANSFER_COLUMNS, fill_value=0).to_csv(folder / "transfer.csv", index=False)
-    report = aggregate.aggregate_suite(suite, tmp_path, command="test")
+    report = aggregate.aggregate_suite(suite, tmp_path / "runs", tmp_path, command="test")
     table = pd.read_csv(tmp_path / "grid/transfer.csv").set_index(["variant", "level"])
     # metarim_ppo: returns 0.1, 0.2, 0.3, 0.4 -> IQM 0.25; success on easy 0, 0.5, 0.5, 1 -> IQM 0.5.
     assert table.loc[("metarim_ppo", "easy"), "return"] == pytest.approx(0.25)
@@ -578,14 +637,14 @@ def test_init_from_waits_then_fine_tunes_the_pretrained_model(tmp_path, capsys):
     pre, fine = fine_tune_suites(tmp_path)
     out = tmp_path / "out"
     pretrained = out / "fine/sb3_metarim-CueMemory-v0/pretrained/seed0"
-    assert main(["list", str(fine), "--out", str(out)]) == 0
+    assert main(["list", str(fine), "--runs", str(out)]) == 0
     assert "waiting  sb3_metarim/CueMemory-v0 / pretrained / seed 0 (waits for" in capsys.readouterr().out
-    assert main(["run", str(fine), "--out", str(out)]) == 2
+    assert main(["run", str(fine), "--runs", str(out)]) == 2
     printed = capsys.readouterr().out
     assert "waiting" in printed and "pre/sb3_metarim-CueMemory-v0/metarim_ppo/seed0, not finished yet" in printed
     assert not pretrained.exists() and (out / "fine/sb3_metarim-CueMemory-v0/scratch/seed0" / DONE_FILE).exists()
-    assert main(["run", str(pre), "--out", str(out)]) == 0
-    assert main(["run", str(fine), "--out", str(out)]) == 0
+    assert main(["run", str(pre), "--runs", str(out)]) == 0
+    assert main(["run", str(fine), "--runs", str(out)]) == 0
     assert "fine-tuned" in capsys.readouterr().out
     config = __import__("json").loads((pretrained / "config.json").read_text())
     assert config["init_from"].endswith("pre/sb3_metarim-CueMemory-v0/metarim_ppo/seed0")
@@ -598,9 +657,9 @@ def test_init_from_a_finished_run_without_its_model_fails_saying_why(tmp_path, c
     (tmp_path / "f").mkdir()
     pre, fine = fine_tune_suites(tmp_path)
     out = tmp_path / "out"
-    assert main(["run", str(pre), "--out", str(out)]) == 0
+    assert main(["run", str(pre), "--runs", str(out)]) == 0
     (out / "pre/sb3_metarim-CueMemory-v0/metarim_ppo/seed0/model.zip").unlink()
-    assert main(["run", str(fine), "--out", str(out), "--variant", "pretrained"]) == 1
+    assert main(["run", str(fine), "--runs", str(out), "--variant", "pretrained"]) == 1
     error = capsys.readouterr().err
     assert "FileNotFoundError: init_from='pre/sb3_metarim-CueMemory-v0/metarim_ppo/seed{seed}'" in error
     assert "is finished (done.json) but its model.zip is not here" in error
@@ -649,7 +708,7 @@ def test_the_paper_suites_load_and_chain(name):
         wrappers = [wrapper.__name__ for wrapper, _ in env_wrappers(run.hyperparams.get("env_wrapper"))]
         assert wrappers == ["MissionTokenWrapper", "GridIdsWrapper"], run.describe()
     if name == "paper":
-        assert {run.variant.name for run in runs} == {"metarim_ppo", "rim_ppo", "metalstm_ppo", "ppo_lstm", "ppo"}
+        assert {run.variant.name for run in runs} == {"metarim_ppo_paper", "rim_ppo_paper", "metalstm_ppo", "ppo_lstm", "ppo"}
         assert suite.env("BabyAI-GoToLocal-v0").n_timesteps >= 400_000
         assert {"MiniGrid-Dynamic-Obstacles-8x8-v0", "MiniGrid-DoorKey-5x5-v0"} <= {env.env_id for env in suite.envs}
         levels = suite.env("BabyAI-GoToLocalS5N2-v0").transfer_envs
@@ -678,6 +737,8 @@ def test_the_paper_suites_load_and_chain(name):
         assert {run.variant.algo for run in chained} == {"metarim_ppo", "ppo_lstm"}
         for run in chained:
             source = run.init_folder(Path("out"))
-            assert source.relative_to("out").parts[:3] == ("paper", "BabyAI-GoToLocal-v0", run.variant.algo)
+            same_algo = {variant.name for variant in paper.variants if variant.algo == run.variant.algo}
+            suite_name, env_id, variant = source.relative_to("out").parts[:3]
+            assert (suite_name, env_id) == ("paper", "BabyAI-GoToLocal-v0") and variant in same_algo
             assert source.name == f"seed{run.seed}" and run.seed in paper.seeds
         assert {run.variant.algo for run in runs if not run.variant.init_from} == {"metarim_ppo", "ppo_lstm"}

@@ -66,10 +66,21 @@ def test_the_table_from_a_tiny_suite(tmp_path):
     }
     path = tmp_path / "tiny_maze.yml"
     path.write_text(yaml.safe_dump(suite))
-    assert benchmark(["run", str(path), "--out", str(tmp_path)]) == 0
+    assert benchmark(["run", str(path), "--runs", str(tmp_path)]) == 0
 
     result = subprocess.run(
-        [sys.executable, "scripts/maze_table.py", "--root", str(tmp_path), "--suite", str(path), "--episodes", "4"],
+        [
+            sys.executable,
+            "scripts/maze_table.py",
+            "--runs",
+            str(tmp_path),
+            "--results",
+            str(tmp_path),
+            "--suite",
+            str(path),
+            "--episodes",
+            "4",
+        ],
         capture_output=True,
         text=True,
         timeout=240,

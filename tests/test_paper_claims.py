@@ -10,7 +10,7 @@ import pandas as pd
 from sb3_metarim.benchmark.claims import ordered, transfer_verdict
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("metarim_ppo", "rim_ppo", "ppo_lstm")
+VARIANTS = ("metarim_ppo_paper", "rim_ppo_paper", "ppo_lstm")
 
 
 def paper_claims(*argv: str) -> str:
@@ -36,7 +36,7 @@ def test_order_verdicts_read_the_points_then_the_cis():
     assert ordered(rows([(50, 40, 60)] * 3), frames, VARIANTS, True) == "tied"
     assert (
         ordered(rows([(60, 50, 70), (30, 20, 40), (10, 5, 15)]), frames, VARIANTS, True)
-        == "not reproduced (ppo_lstm > rim_ppo > metarim_ppo)"
+        == "not reproduced (ppo_lstm > rim_ppo_paper > metarim_ppo_paper)"
     )
     # Larger is better (AUC): the same values the other way round.
     auc = rows([(0.9, 0.8, 1.0), (0.5, 0.4, 0.6), (0.1, 0.0, 0.2)], "auc")
@@ -55,12 +55,12 @@ def summary_row(env_id: str, variant: str, runs: int, frames: float, auc: float,
 def test_the_script_writes_verdicts_and_waits_for_seeds(tmp_path):
     summary = pd.DataFrame(
         [
-            summary_row("solved", "metarim_ppo", 3, 10, 0.9, 3),
-            summary_row("solved", "rim_ppo", 3, 20, 0.5, 3),
+            summary_row("solved", "metarim_ppo_paper", 3, 10, 0.9, 3),
+            summary_row("solved", "rim_ppo_paper", 3, 20, 0.5, 3),
             summary_row("solved", "metalstm_ppo", 3, 15, 0.7, 3),
             summary_row("solved", "ppo_lstm", 3, 30, 0.2, 3),
-            summary_row("hard", "metarim_ppo", 3, 100, 0.1, 0),
-            summary_row("hard", "rim_ppo", 3, 100, 0.1, 0),
+            summary_row("hard", "metarim_ppo_paper", 3, 100, 0.1, 0),
+            summary_row("hard", "rim_ppo_paper", 3, 100, 0.1, 0),
             summary_row("hard", "ppo_lstm", 3, 100, 0.1, 0),
             summary_row("hard", "metalstm_ppo", 1, 100, 0.1, 0),
         ]
@@ -68,10 +68,10 @@ def test_the_script_writes_verdicts_and_waits_for_seeds(tmp_path):
     summary.to_csv(tmp_path / "summary.csv", index=False)
     text = paper_claims("--summary", str(tmp_path / "summary.csv"))
     claim_1, claim_4 = text.split("## Claim 4")
-    assert "| solved | metarim_ppo | 3 | 10 [10, 10] | 10 [10, 10] | holds | holds |" in claim_1
+    assert "| solved | metarim_ppo_paper | 3 | 10 [10, 10] | 10 [10, 10] | holds | holds |" in claim_1
     assert "not testable (none reached the threshold)" in claim_1
-    assert "| solved | metarim_ppo | 3 | 0.900 [0.900, 0.900] | 0.900 [0.900, 0.900] | holds | holds |" in claim_4
-    assert "too early (seeds: metarim_ppo 3, metalstm_ppo 1, ppo_lstm 3)" in claim_4
+    assert "| solved | metarim_ppo_paper | 3 | 0.900 [0.900, 0.900] | 0.900 [0.900, 0.900] | holds | holds |" in claim_4
+    assert "too early (seeds: metarim_ppo_paper 3, metalstm_ppo 1, ppo_lstm 3)" in claim_4
 
 
 def transfer_rows(meta: dict[str, tuple[float, float, float]], lstm: dict[str, tuple[float, float, float]]) -> pd.DataFrame:
@@ -83,7 +83,7 @@ def transfer_rows(meta: dict[str, tuple[float, float, float]], lstm: dict[str, t
             for metric in ("return", "success")
             for end, value in zip(("", "_low", "_high"), values, strict=True)
         }
-        for variant, levels in (("metarim_ppo", meta), ("ppo_lstm", lstm))
+        for variant, levels in (("metarim_ppo_paper", meta), ("ppo_lstm", lstm))
         for level, values in levels.items()
     ]
     return pd.DataFrame(records)
@@ -107,15 +107,17 @@ def test_transfer_verdicts():
 
 
 def test_the_script_reads_transfer_and_curriculum(tmp_path):
-    paper = pd.DataFrame([summary_row("env", variant, 3, 10, 0.5, 3) for variant in ("metarim_ppo", "rim_ppo", "ppo_lstm")])
+    paper = pd.DataFrame(
+        [summary_row("env", variant, 3, 10, 0.5, 3) for variant in ("metarim_ppo_paper", "rim_ppo_paper", "ppo_lstm")]
+    )
     paper.to_csv(tmp_path / "summary.csv", index=False)
     level = {"easy": (0.9, 0.85, 0.95), "medium": (0.5, 0.4, 0.6), "difficult": (0.3, 0.2, 0.4)}
     transfer_rows(level, level).to_csv(tmp_path / "transfer.csv", index=False)
     curriculum = pd.DataFrame(
         [
-            summary_row("BabyAI-PickupLoc-v0", "metarim_ppo_from_gotolocal", 3, 20, 0.6, 3),
+            summary_row("BabyAI-PickupLoc-v0", "metarim_ppo_paper_from_gotolocal", 3, 20, 0.6, 3),
             summary_row("BabyAI-PickupLoc-v0", "ppo_lstm_from_gotolocal", 3, 40, 0.4, 3),
-            summary_row("BabyAI-PickupLoc-v0", "metarim_ppo", 2, 60, 0.3, 1),  # scratch runs do not hold the verdict
+            summary_row("BabyAI-PickupLoc-v0", "metarim_ppo_paper", 2, 60, 0.3, 1),  # scratch runs do not hold the verdict
         ]
     )
     curriculum.to_csv(tmp_path / "curriculum.csv", index=False)
@@ -123,12 +125,12 @@ def test_the_script_reads_transfer_and_curriculum(tmp_path):
     claim_2 = text.split("## Claim 2")[1].split("## Claim 3")[0]
     claim_3 = text.split("## Claim 3")[1].split("## Claim 4")[0]
     assert (
-        "| easy-env | easy (easy-env) | metarim_ppo | 3 | 0.900 [0.850, 0.950] | 0.900 [0.850, 0.950] | not reproduced"
+        "| easy-env | easy (easy-env) | metarim_ppo_paper | 3 | 0.900 [0.850, 0.950] | 0.900 [0.850, 0.950] | not reproduced"
         in claim_2
     )
-    assert "| BabyAI-PickupLoc-v0 | metarim_ppo_from_gotolocal | 3 | 0.600 [0.600, 0.600] |" in claim_3
+    assert "| BabyAI-PickupLoc-v0 | metarim_ppo_paper_from_gotolocal | 3 | 0.600 [0.600, 0.600] |" in claim_3
     assert claim_3.count("| holds | holds |") == 1
-    assert "| BabyAI-PickupLoc-v0 | metarim_ppo | 2 |" in claim_3
+    assert "| BabyAI-PickupLoc-v0 | metarim_ppo_paper | 2 |" in claim_3
 
     missing = paper_claims("--summary", str(tmp_path / "summary.csv"), "--curriculum", str(tmp_path / "none.csv"))
     assert "Not run yet" in missing

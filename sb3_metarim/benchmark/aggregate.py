@@ -1,5 +1,6 @@
 """
-Aggregate a suite's ``eval.csv`` files the way Agarwal et al. (2021) recommend, with ``rliable``.
+Aggregate a suite's evaluations the way Agarwal et al. (2021) recommend, with ``rliable``: from its committed long
+table, brought up to date with the finished runs of the working directory first (:mod:`sb3_metarim.benchmark.store`).
 
 Per run: the final return (last evaluation), the normalized area under the curve (the mean normalized score over
 training, trapezoids over the evaluation steps), and the frames to threshold (the first evaluation at or above the
@@ -24,36 +25,22 @@ import pandas as pd
 from rliable import library as rly
 from rliable import metrics, plot_utils
 
-from sb3_metarim.benchmark.runner import DONE_FILE, environment_facts
+from sb3_metarim.benchmark import store
 from sb3_metarim.benchmark.spec import EnvSpec, SuiteSpec
-from sb3_metarim.benchmark.stats import BOOTSTRAP_REPS, ci_text, interval, iqm_curve, iqm_interval, mean_interval
-from sb3_metarim.benchmark.training_log import training_return_at
+from sb3_metarim.benchmark.stats import (
+    BOOTSTRAP_REPS,
+    ci_text,
+    interval,
+    iqm_curve,
+    iqm_interval,
+    mean_interval,
+    seeded_numpy,
+)
 from sb3_metarim.benchmark.transfer import append_report
 
 # Per run, of the deterministic evaluations and (prefixed ``train_``) of the training return.
 TRAINING_METRICS = ("final_return", "auc", "frames_to_threshold", "reached")
 SUMMARY_METRICS = (("final_return", iqm_interval), ("auc", iqm_interval), ("frames_to_threshold", mean_interval))
-
-
-def load_results(suite: SuiteSpec, root: Path) -> pd.DataFrame:
-    """
-    :return: every evaluation row of the suite's finished runs, with columns ``env_id``, ``variant``, ``seed``,
-        those of ``eval.csv`` and ``train_return`` (the training return at that step, NaN where none was logged).
-    """
-    frames = []
-    for spec in suite.runs():
-        folder = spec.folder(root)
-        if not (folder / DONE_FILE).exists():
-            continue
-        frame = pd.read_csv(folder / "eval.csv")
-        frame["train_return"] = training_return_at(folder, frame["timesteps"].to_numpy(dtype=float))
-        frame.insert(0, "seed", spec.seed)
-        frame.insert(0, "variant", spec.variant.name)
-        frame.insert(0, "env_id", spec.env.env_id)
-        frames.append(frame)
-    if not frames:
-        return pd.DataFrame(columns=["env_id", "variant", "seed", "timesteps", "return_mean", "success_rate", "train_return"])
-    return pd.concat(frames, ignore_index=True)
 
 
 def run_metrics(curve: pd.DataFrame, env: EnvSpec, value: str = "return_mean") -> dict[str, float]:
@@ -245,7 +232,8 @@ def plot_curves(suite: SuiteSpec, results: pd.DataFrame, path: Path, value: str 
 def plot_profiles(finals: dict[str, np.ndarray], colors: dict[str, Any], path: Path) -> None:
     """Performance profiles (fraction of runs above each normalized score) of the final scores, with CIs."""
     taus = np.linspace(-0.25, 1.25, 61)
-    profiles, intervals = rly.create_performance_profile(finals, taus, reps=BOOTSTRAP_REPS)
+    with seeded_numpy():
+        profiles, intervals = rly.create_performance_profile(finals, taus, reps=BOOTSTRAP_REPS)
     fig, ax = plt.subplots(figsize=(6, 4))
     plot_utils.plot_performance_profiles(
         profiles, taus, performance_profile_cis=intervals, colors=colors, ax=ax, xlabel="normalized score"
@@ -257,24 +245,35 @@ def plot_profiles(finals: dict[str, np.ndarray], colors: dict[str, Any], path: P
 
 
 def aggregate_suite(
-    suite: SuiteSpec, root: Path, command: str, candidate: str = "metarim_ppo", baseline: str = "ppo_lstm"
+    suite: SuiteSpec,
+    runs_root: Path,
+    results_root: Path,
+    command: str,
+    candidate: str | None = None,
+    baseline: str = "ppo_lstm",
 ) -> Path:
     """
-    Write ``runs.csv``, ``summary.csv``, ``summary.md``, ``curves.png``, ``success.png`` (where an env
-    reports success), ``training.png`` (training returns, where logged) and ``profile.png`` to ``root/<suite>/``.
+    Bring the suite's long tables up to date (:func:`sb3_metarim.benchmark.store.update`), then write from them
+    ``runs.csv``, ``summary.csv``, ``summary.md``, ``curves.png``, ``success.png`` (where an env reports success),
+    ``training.png`` (training returns, where logged), ``profile.png`` and, with transfer levels, ``transfer.csv``
+    to ``results_root/<suite>/``. Only the runs of the suite's grid count.
 
     :param suite: The suite.
-    :param root: The results folder.
+    :param runs_root: The working directory of the runs (finished runs there are merged into the tables).
+    :param results_root: The folder of the committed results.
     :param command: The command that ran the aggregation (written in the report).
-    :param candidate: Variant whose claim the verdict table checks.
+    :param candidate: Variant whose claim the verdict table checks (default: the suite's first).
     :param baseline: Variant it is compared with.
     :return: the markdown report's path.
     """
-    folder = Path(root) / suite.name
-    folder.mkdir(parents=True, exist_ok=True)
-    results = load_results(suite, root)
+    folder = Path(results_root) / suite.name
+    candidate = candidate or suite.variants[0].name
+    tables = store.update(suite, runs_root, results_root)
+    results = store.in_grid(tables.evaluations, suite)
     if results.empty:
-        raise ValueError(f"{folder}: no finished run of suite {suite.name!r} yet; run the suite first")
+        raise ValueError(
+            f"suite {suite.name!r}: no finished run in {Path(runs_root) / suite.name} nor in {folder}; run the suite first"
+        )
     runs = per_run_table(suite, results)
     summary = summary_table(runs)
     runs.to_csv(folder / "runs.csv", index=False)
@@ -300,9 +299,10 @@ def aggregate_suite(
             candidate,
             baseline,
             {"success.png": with_success, "training.png": with_training},
+            store.in_grid(tables.configs, suite),
         )
     )
-    append_report(suite, root, report)
+    append_report(suite, store.in_grid(tables.transfers, suite), report)
     return report
 
 
@@ -315,9 +315,8 @@ def _markdown(
     candidate: str,
     baseline: str,
     figures: dict[str, bool],
+    configs: pd.DataFrame,
 ) -> str:
-    facts = environment_facts()
-    versions = ", ".join(f"{name} {version}" for name, version in facts["versions"].items())
     lines = [
         f"# Suite `{suite.name}`: {len(summary['env_id'].unique())} envs, variants {', '.join(summary['variant'].unique())}",
         "",
@@ -371,10 +370,23 @@ def _markdown(
         *(["", "![success rate](success.png)"] if figures["success.png"] else []),
         *(["", "![training returns](training.png)"] if figures["training.png"] else []),
         "",
-        f"Command: `{command}` · commit {facts['commit']} · {versions} · {facts['machine']}",
+        f"Command: `{command}`. {_provenance(configs)}",
         "",
     ]
     return "\n".join(lines)
+
+
+def _provenance(configs: pd.DataFrame) -> str:
+    """:return: the versions the runs were made with (each distinct value, over the runs) and their Python."""
+    versions: dict[str, set[str]] = {}
+    for record in configs.get("versions", pd.Series(dtype=object)).dropna():
+        for package, version in record.items():
+            versions.setdefault(package, set()).add(version)
+    listed = [f"{package} {' / '.join(sorted(found))}" for package, found in versions.items()]
+    pythons = sorted(set(configs.get("python", pd.Series(dtype=object)).dropna()))
+    if pythons:
+        listed.append(f"Python {' / '.join(pythons)}")
+    return f"Runs made with {', '.join(listed)}." if listed else ""
 
 
 def _training_markdown(summary: pd.DataFrame) -> list[str]:

@@ -4,21 +4,21 @@ The verdicts of the paper's four claims (Madan et al. 2021) from the aggregates 
 aggregate``), as markdown tables. ``scripts/paper_claims.py`` writes them to ``benchmarks/paper/claims.md``.
 
 - **Claim 1** (Fig. 3: the meta agent reaches a high return first, then the modular RIM, then the LSTM): per env, the
-  mean frames to threshold of ``metarim_ppo``, ``rim_ppo`` and ``ppo_lstm``, on the evaluations and on the training
-  return. *Holds* if they order metarim_ppo < rim_ppo < ppo_lstm with separate 95% CIs, *consistent* if the point
+  mean frames to threshold of ``metarim_ppo_paper``, ``rim_ppo_paper`` and ``ppo_lstm``, on the evaluations and on the training
+  return. *Holds* if they order metarim_ppo_paper < rim_ppo_paper < ppo_lstm with separate 95% CIs, *consistent* if the point
   estimates order so but a CI overlaps, *tied* if all three are equal, *not reproduced* otherwise (with the order
   observed, best first), *not testable* where no run of the three reached the threshold.
 - **Claim 2** (Table 1: trained on the easy level only, the meta agent transfers to harder levels better than the
-  LSTM): per training env with transfer levels, the IQM return and success of ``metarim_ppo`` and ``ppo_lstm`` on
+  LSTM): per training env with transfer levels, the IQM return and success of ``metarim_ppo_paper`` and ``ppo_lstm`` on
   each level. *Holds* if the meta agent's return and success exceed the LSTM's on the medium and difficult levels
   with separate CIs and its return drops less from easy to difficult, *consistent* if the point estimates do so,
   *not reproduced* otherwise.
 - **Claim 3** (Fig. 4a: pretrained on GoToLocal, the meta agent adapts to PickupLoc faster than an LSTM pretrained
-  the same way): the IQM AUC of ``metarim_ppo_from_gotolocal`` and ``ppo_lstm_from_gotolocal``, with the same
+  the same way): the IQM AUC of ``metarim_ppo_paper_from_gotolocal`` and ``ppo_lstm_from_gotolocal``, with the same
   algorithms from scratch beside them. *Holds* if the meta agent's is larger with separate CIs, *consistent* if its
   point estimate is, *not reproduced* otherwise.
 - **Claim 4** (Fig. 4b: the meta-LSTM beats the LSTM, the meta-RIM beats both): per env, the IQM normalized area
-  under the curve. *Holds* if metalstm_ppo > ppo_lstm and metarim_ppo > both with separate CIs, *consistent* if the
+  under the curve. *Holds* if metalstm_ppo > ppo_lstm and metarim_ppo_paper > both with separate CIs, *consistent* if the
   point estimates order so, *not reproduced* otherwise (with the order observed).
 
 A verdict needs every variant it names on the env, with the same number of finished seeds (``min_seeds``, 3 by
@@ -30,12 +30,12 @@ from collections.abc import Callable
 
 import pandas as pd
 
-ORDER_1 = ("metarim_ppo", "rim_ppo", "ppo_lstm")  # fastest first, as the paper claims
-ORDER_4 = ("metarim_ppo", "metalstm_ppo", "ppo_lstm")  # best first
-ORDER_2 = ("metarim_ppo", "ppo_lstm")  # best first, on every harder level
+ORDER_1 = ("metarim_ppo_paper", "rim_ppo_paper", "ppo_lstm")  # fastest first, as the paper claims
+ORDER_4 = ("metarim_ppo_paper", "metalstm_ppo", "ppo_lstm")  # best first
+ORDER_2 = ("metarim_ppo_paper", "ppo_lstm")  # best first, on every harder level
 HARDER_LEVELS = ("medium", "difficult")
-FINE_TUNED = ("metarim_ppo_from_gotolocal", "ppo_lstm_from_gotolocal")  # best first
-CURRICULUM = (*FINE_TUNED, "metarim_ppo", "ppo_lstm")
+FINE_TUNED = ("metarim_ppo_paper_from_gotolocal", "ppo_lstm_from_gotolocal")  # best first
+CURRICULUM = (*FINE_TUNED, "metarim_ppo_paper", "ppo_lstm")
 # (title, metric, format) of the columns of claims 1, 3 and 4.
 FRAMES = [
     ("frames to threshold (eval)", "frames_to_threshold", ".0f"),

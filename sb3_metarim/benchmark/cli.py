@@ -3,11 +3,17 @@
 
 .. code-block:: bash
 
-    python -m sb3_metarim.benchmark run memory --workers 2            # the whole grid, 2 processes
+    python -m sb3_metarim.benchmark run memory --workers 2            # the whole grid, 2 processes, into runs/memory/
     python -m sb3_metarim.benchmark run memory --shard 0/4            # a quarter of it (e.g. one machine of four)
     python -m sb3_metarim.benchmark run memory --env popgym-RepeatFirstEasy-v0 --variant ppo_lstm --seeds 0 1
-    python -m sb3_metarim.benchmark aggregate memory                  # summary.csv, summary.md, curves.png, profile.png
+    python -m sb3_metarim.benchmark aggregate memory                  # benchmarks/memory/: tables, summary.md, plots
     python -m sb3_metarim.benchmark list memory --shard 1/4           # what a shard would run, and what is finished
+
+Runs write their folders (checkpoints, logs, evaluations) into a working directory, ``--runs`` (default ``runs``);
+an interrupted grid resumes where it stopped when the same command runs again there, or on another machine once
+that directory is copied there. ``aggregate`` merges the finished runs into the suite's committed long tables in
+``--results`` (default ``benchmarks``) and computes every table and plot from those
+(:mod:`sb3_metarim.benchmark.store`).
 
 ``run`` exits with 0 when every run is finished, 1 when one failed, 2 when none failed but some wait for the run
 they fine-tune (``init_from``): rerun it once those are finished.
@@ -38,27 +44,30 @@ def main(argv: list[str] | None = None) -> int:
         runs = shard(runs, *parse_shard(args.shard))
     if args.command == "list":
         for spec in runs:
-            state = run_state(spec, args.out)
-            print(f"{state:8} {spec.describe()}{_state_detail(spec, args.out, state)}")
+            state = run_state(spec, args.runs)
+            print(f"{state:8} {spec.describe()}{_state_detail(spec, args.runs, state)}")
         return 0
     if args.command == "aggregate":
         from sb3_metarim.benchmark.aggregate import aggregate_suite
 
         command = " ".join(["python -m sb3_metarim.benchmark", *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
-        # --seeds widens as well as narrows: an ablation round may add seeds beyond the suite's own.
+        # --seeds widens as well as narrows: runs of seeds beyond the suite's own count too.
         seeds = suite.seeds if args.seeds is None else tuple(args.seeds)
         known = [variant.name for variant in suite.variants]
+        args.candidate = args.candidate or known[0]
         for option in ("candidate", "baseline"):
             if getattr(args, option) not in known:
                 raise ValueError(f"--{option} {getattr(args, option)!r}: not in the suite; known: {known}")
         suite = dataclasses.replace(suite, seeds=seeds)
-        report = aggregate_suite(suite, args.out, command=command, candidate=args.candidate, baseline=args.baseline)
+        report = aggregate_suite(
+            suite, args.runs, args.results, command=command, candidate=args.candidate, baseline=args.baseline
+        )
         print(f"report: {report}")
         return 0
-    return run_grid(runs, args.out, args.workers, args.num_threads, args.device, args.verbose)
+    return run_grid(runs, args.runs, args.workers, args.num_threads, args.device, args.verbose)
 
 
-def run_grid(runs: list[RunSpec], out: Path, workers: int, num_threads: int, device: str, verbose: int) -> int:
+def run_grid(runs: list[RunSpec], runs_root: Path, workers: int, num_threads: int, device: str, verbose: int) -> int:
     """
     Run (or resume, or skip) every run, ``workers`` at a time, each in its own process when ``workers > 1``.
 
@@ -69,42 +78,42 @@ def run_grid(runs: list[RunSpec], out: Path, workers: int, num_threads: int, dev
     if workers == 1:
         _set_threads(num_threads)
         for index, spec in enumerate(runs):
-            states.append(_report(index, len(runs), spec, out, *_run_safely(spec, out, device, verbose)))
+            states.append(_report(index, len(runs), spec, runs_root, *_run_safely(spec, runs_root, device, verbose)))
     else:
         context = get_context("spawn")  # fresh interpreters: no torch state shared with the parent
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_threads, initargs=(num_threads,)) as pool:
-            futures = {pool.submit(_run_safely, spec, out, device, verbose): spec for spec in runs}
+            futures = {pool.submit(_run_safely, spec, runs_root, device, verbose): spec for spec in runs}
             for index, future in enumerate(as_completed(futures)):
-                states.append(_report(index, len(runs), futures[future], out, *future.result()))
+                states.append(_report(index, len(runs), futures[future], runs_root, *future.result()))
     if "failed" in states:
         return 1
     return 2 if "waiting" in states else 0
 
 
-def _run_safely(spec: RunSpec, out: Path, device: str, verbose: int) -> tuple[str, str]:
+def _run_safely(spec: RunSpec, runs_root: Path, device: str, verbose: int) -> tuple[str, str]:
     try:
-        return run(spec, out, device=device, verbose=verbose), ""
+        return run(spec, runs_root, device=device, verbose=verbose), ""
     except Exception:
         error = traceback.format_exc()
-        folder = spec.folder(out)
+        folder = spec.folder(runs_root)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "error.txt").write_text(error)
         return "failed", error
 
 
-def _state_detail(spec: RunSpec, out: Path, state: str) -> str:
+def _state_detail(spec: RunSpec, runs_root: Path, state: str) -> str:
     """What ``list`` adds to a run's state: the run a waiting one fine-tunes, how far a started one got."""
     if state == "waiting":
-        return f" (waits for {spec.init_folder(out)})"
+        return f" (waits for {spec.init_folder(runs_root)})"
     if state == "started":
-        return f" (checkpoint at {Checkpoint(spec.folder(out)).timesteps()} of {spec.env.n_timesteps} steps)"
+        return f" (checkpoint at {Checkpoint(spec.folder(runs_root)).timesteps()} of {spec.env.n_timesteps} steps)"
     return ""
 
 
-def _report(index: int, total: int, spec: RunSpec, out: Path, state: str, error: str) -> str:
+def _report(index: int, total: int, spec: RunSpec, runs_root: Path, state: str, error: str) -> str:
     waits_for = ""
     if state == "waiting":
-        waits_for = f": skipped, it fine-tunes {spec.init_folder(out)}, not finished yet (run that first, then rerun)"
+        waits_for = f": skipped, it fine-tunes {spec.init_folder(runs_root)}, not finished yet (run that first, then rerun)"
     print(f"[{index + 1}/{total}] {state:10} {spec.describe()}{waits_for}", flush=True)
     if error:
         print(error, file=sys.stderr, flush=True)
@@ -120,7 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sb3_metarim.benchmark", description=__doc__.strip().splitlines()[0])
     parser.add_argument("command", choices=("run", "aggregate", "list"))
     parser.add_argument("suite", help="a suite yaml file, or the name of a shipped suite (e.g. memory)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks"), help="results folder (default: benchmarks)")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="working directory of the runs (default: runs)")
+    results_help = "aggregate: folder of the committed long tables, summaries and plots (default: benchmarks)"
+    parser.add_argument("--results", type=Path, default=Path("benchmarks"), help=results_help)
     parser.add_argument("--shard", help="i/n: run every n-th run of the grid starting at i (0 <= i < n)")
     parser.add_argument("--workers", type=int, default=1, help="runs at a time, one process each (default 1)")
     parser.add_argument("--num-threads", type=int, default=1, help="torch threads per run (default 1)")
@@ -129,7 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     seeds_help = "only these seeds (aggregate: these instead of the suite's, finished runs only)"
     parser.add_argument("--seeds", nargs="+", type=int, help=seeds_help)
     parser.add_argument("--device", default="cpu", help="torch device of the runs (default cpu)")
-    parser.add_argument("--candidate", default="metarim_ppo", help="aggregate: the variant the verdict table checks")
+    candidate_help = "aggregate: the variant the verdict table checks (default: the suite's first)"
+    parser.add_argument("--candidate", help=candidate_help)
     parser.add_argument("--baseline", default="ppo_lstm", help="aggregate: the variant it is checked against")
     parser.add_argument("--verbose", type=int, default=0)
     return parser

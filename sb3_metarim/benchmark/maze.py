@@ -11,8 +11,8 @@ its episodes, and its ``transfer.csv`` numbers, differ from these). ``scripts/ma
 
 .. code-block:: python
 
-    specs = finished_runs(load_suite("metods"), Path("benchmarks"))
-    runs = maze_runs(specs, Path("benchmarks"), n_episodes=100)    # one row per agent, seed and level
+    specs = finished_runs(load_suite("metods"), Path("runs"))
+    runs = maze_runs(specs, Path("runs"), n_episodes=100)    # one row per agent, seed and level
     print("\\n".join(maze_markdown(summarize(runs), "python scripts/maze_table.py", 100)))
 """
 
@@ -92,7 +92,7 @@ def play(policy: Any, env: VecEnv, n_episodes: int) -> pd.DataFrame:
 def level_rows(spec: RunSpec, root: Path, n_episodes: int, random_walk: bool = False) -> list[dict[str, Any]]:
     """
     :param spec: A finished run.
-    :param root: The harness's results folder.
+    :param root: The working directory of the harness's runs (``--runs``).
     :param n_episodes: Episodes per level.
     :param random_walk: Play :class:`RandomWalk` (seeded with the run's seed) instead of the run's model.
     :return: one row per transfer level of the run's env: the means of :data:`METRICS` over ``n_episodes``
@@ -114,7 +114,7 @@ def level_rows(spec: RunSpec, root: Path, n_episodes: int, random_walk: bool = F
 def finished_runs(suite: SuiteSpec, root: Path) -> list[RunSpec]:
     """
     :param suite: The suite.
-    :param root: The harness's results folder.
+    :param root: The working directory of the harness's runs (``--runs``).
     :return: the suite's finished runs on :data:`MAZE`.
     """
     return [spec for spec in suite.runs(envs=[MAZE]) if (spec.folder(root) / DONE_FILE).exists()]
@@ -125,7 +125,7 @@ def maze_runs(
 ) -> pd.DataFrame:
     """
     :param specs: Finished runs (:func:`finished_runs`).
-    :param root: The harness's results folder.
+    :param root: The working directory of the harness's runs (``--runs``).
     :param n_episodes: Episodes per run and level.
     :param log: Called with a line after each run.
     :return: :func:`level_rows` of every run, then of the random walk on every seed's envs.

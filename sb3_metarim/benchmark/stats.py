@@ -1,7 +1,8 @@
 """Point estimates with 95% bootstrap confidence intervals (rliable), shared by the aggregate and transfer tables."""
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.stats
@@ -45,10 +46,24 @@ def iqm_curve(matrix: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return _bootstrap(matrix, lambda scores: scipy.stats.trim_mean(scores, proportiontocut=0.25, axis=0), seed)
 
 
+@contextmanager
+def seeded_numpy(seed: int = 0) -> Iterator[None]:
+    """
+    NumPy's global random state seeded for the block, then restored: rliable's stratified bootstrap (several tasks)
+    and its performance profiles draw from it, whatever ``random_state`` they are given.
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def _bootstrap(
     matrix: np.ndarray, statistic: Callable[[np.ndarray], np.ndarray], seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), seeded_numpy(seed):
         # rliable seeds arch's bootstrap with a RandomState, which arch 7 deprecates.
         warnings.filterwarnings("ignore", "random_state is deprecated", FutureWarning)
         point, bounds = rly.get_interval_estimates(

@@ -1,5 +1,5 @@
 """
-Zero-shot transfer (an env's ``transfer_envs``): the table of the finished runs' ``transfer.csv`` files.
+Zero-shot transfer (an env's ``transfer_envs``): the table of the finished runs' transfer evaluations.
 
 Per run the last evaluation (the trained model) on each level: its mean return and success rate over
 ``transfer_episodes`` deterministic episodes. Per training env, variant and level: the IQM over seeds of each, with a
@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from sb3_metarim.benchmark.runner import DONE_FILE, TRANSFER_FILE
 from sb3_metarim.benchmark.spec import SuiteSpec
 from sb3_metarim.benchmark.stats import ci_text, iqm_interval
 
@@ -21,33 +20,19 @@ TABLE_COLUMNS = (
 )
 
 
-def load_transfer(suite: SuiteSpec, root: Path) -> pd.DataFrame:
+def final_levels(transfers: pd.DataFrame) -> pd.DataFrame:
     """
-    :return: the last evaluation of every level of every finished run with ``transfer_envs``: columns ``env_id``
-        (the training env), ``variant``, ``seed`` and those of ``transfer.csv`` (its ``env_id``, the level's env,
-        as ``level_env_id``).
+    :param transfers: Transfer evaluations (:mod:`sb3_metarim.benchmark.store`'s ``transfer.csv.gz`` rows).
+    :return: each run's last evaluation of every level (the trained model's).
     """
-    frames = []
-    for spec in suite.runs():
-        folder = spec.folder(root)
-        if not spec.env.transfer_envs or not (folder / DONE_FILE).exists() or not (folder / TRANSFER_FILE).exists():
-            continue
-        frame = pd.read_csv(folder / TRANSFER_FILE)
-        frame = frame[frame["timesteps"] == frame["timesteps"].max()]
-        frame.insert(0, "seed", spec.seed)
-        frame.insert(0, "variant", spec.variant.name)
-        frame = frame.rename(columns={"env_id": "level_env_id"})
-        frame.insert(0, "env_id", spec.env.env_id)
-        frames.append(frame)
-    if not frames:
-        return pd.DataFrame(columns=["env_id", "variant", "seed", "timesteps", "level", "return_mean", "success_rate"])
-    return pd.concat(frames, ignore_index=True)
+    last = transfers.groupby(["env_id", "variant", "seed"], sort=False)["timesteps"].transform("max")
+    return transfers[transfers["timesteps"] == last]
 
 
 def transfer_table(suite: SuiteSpec, results: pd.DataFrame) -> pd.DataFrame:
     """
     :param suite: The suite (for the levels' order).
-    :param results: :func:`load_transfer`'s rows.
+    :param results: :func:`final_levels`' rows.
     :return: per training env, variant and level (in the suite's order): runs, IQM return and IQM success rate
         over seeds with 95% bootstrap CIs (NaN success where the env reports none).
     """
@@ -97,14 +82,15 @@ def markdown(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def append_report(suite: SuiteSpec, root: Path, report: Path) -> pd.DataFrame:
+def append_report(suite: SuiteSpec, transfers: pd.DataFrame, report: Path) -> pd.DataFrame:
     """
     Write ``transfer.csv`` (the table) beside ``report`` and append the table to it, if the suite has transfer
     evaluations; the aggregation's hook.
 
+    :param transfers: The suite's transfer evaluations.
     :return: the table (empty without transfer evaluations).
     """
-    table = transfer_table(suite, load_transfer(suite, root))
+    table = pd.DataFrame(columns=TABLE_COLUMNS) if transfers.empty else transfer_table(suite, final_levels(transfers))
     if table.empty:
         return table
     table.to_csv(report.parent / "transfer.csv", index=False)

@@ -53,8 +53,8 @@ class RIMConfig(CoreOptions):
     The options of a :class:`RIM`, in one place: their defaults, their meaning and their checks. The RIM
     policies take the same names in ``policy_kwargs`` (``num_units``, ``top_k``, ...).
 
-    :param num_units: Number of modules N.
-    :param top_k: Number of active modules per step, in 1..N.
+    :param num_units: Number of modules N. Why this default: :ref:`why-top-k`.
+    :param top_k: Number of active modules per step, in 1..N. Why this default: :ref:`why-top-k`.
     :param unit_size: Hidden size of each module; the modules' width is ``num_units * unit_size`` (the paper's
         is 32; 16 here leaves half of the default width of 192 to the dense LSTM).
     :param cell: Cell of each module, ``"lstm"`` or ``"gru"`` (a GRU core carries its cell state unchanged).
@@ -74,16 +74,16 @@ class RIMConfig(CoreOptions):
     :param dense_size: Width of a dense LSTM run beside the modules on the same input, always updated, its state
         and output after the modules' (0: none, the paper's RIM). A short, dense memory, which the modules learn
         slowly, beside a long delay, which they hold. The default (96, with 6 modules of 16: 192 wide in all, as
-        wide as the paper's 6 of 32) learned the memory suite best among the widths and splits measured (README,
-        memory suite).
+        wide as the paper's 6 of 32) learns the memory suite's dense tasks better than the modules alone and keeps
+        the long delays. Why this default: :ref:`why-dense-size`.
     :param sticky_bonus: Hysteresis of the selection: added, for the top-k only, to the input-attention score of
         every module that was active at the previous step, so an active module stays active until another's score
         passes its own by this much (0: the paper's selection, a fresh top-k at every step). The attention itself
         is unchanged. With a bonus and a selection (``top_k < num_units``) the state also carries the last step's
         activity: ``num_units`` values (1 or 0) after the rest of each of ``h`` and ``c``, which ``hidden_size``
         counts and ``output_size`` does not, so that the rollout buffer replays the same selection in training as
-        in collection. The default (0.3) learned the memory suite best of 0, 0.1 and 0.3, and without a collapse
-        (README, memory suite): on those tasks it keeps the set chosen at an episode's first step.
+        in collection. The default (0.3) learned the memory suite best of 0, 0.1 and 0.3, and without a collapse:
+        on those tasks it keeps the set chosen at an episode's first step. Why this default: :ref:`why-sticky-bonus`.
     :param sticky_scale: The unit of ``sticky_bonus``: ``"absolute"``, a score difference; ``"spread"``, the
         standard deviation of the core's input-attention scores over its modules at that step (per sample), so the
         hold is the same however large the scores grow in training (on the memory suite's ablation it learned

@@ -90,10 +90,13 @@ class MetaRIMPPO(RecurrentPPO):
     :param device: Torch device.
     :param meta: Train on two timescales (fast and slow); ``False`` trains everything together, and the
         ``fast_span`` and ``slow_*`` arguments are unused.
-    :param fast_span: Longest sequence (steps) the fast phase backpropagates through.
-    :param slow_interval: Rollouts between slow phases (1: after every rollout).
-    :param slow_n_epochs: Epochs of each slow phase.
-    :param slow_learning_rate: Learning rate of the slow set, float or schedule.
+    :param fast_span: Longest sequence (steps) the fast phase backpropagates through. Why this default:
+        :ref:`why-fast-slow-schedule`.
+    :param slow_interval: Rollouts between slow phases (1: after every rollout). Why this default:
+        :ref:`why-fast-slow-schedule`.
+    :param slow_n_epochs: Epochs of each slow phase. Why this default: :ref:`why-fast-slow-schedule`.
+    :param slow_learning_rate: Learning rate of the slow set, float or schedule. Why this default:
+        :ref:`why-fast-slow-schedule`.
     :param slow_max_kl: Reject a slow phase whose step moved the policy too far: after it, the approximate KL
         between the policy before and after it is measured on the whole rollout (one pass without gradients), and
         above this value the slow parameters and the slow optimizer's state go back to where they were before it
@@ -101,7 +104,7 @@ class MetaRIMPPO(RecurrentPPO):
         discontinuous function of the attention weights, so a small slow step can flip which modules answer and
         collapse a learned policy; ``target_kl`` only stops after such a step. ``None``: never rejected (the paper's
         scheme). Default 0.05: on the memory suite it undid only the rare slow phases that moved the policy by a KL
-        of 0.8 or more, and kept a learned policy from collapsing (README, memory suite).
+        of about 0.8 or more, and kept a learned policy from collapsing. Why this default: :ref:`why-slow-max-kl`.
     :param slow_parameters: Regular expressions (``re.search``) over ``policy.named_parameters()``
         names selecting the slow set. ``None`` (default): the core's default slow set
         (:func:`sb3_metarim.cores.default_slow_parameters`): the RIM's attention weights
