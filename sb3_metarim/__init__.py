@@ -7,6 +7,7 @@ from sb3_metarim.common.wrappers import PrevActionRewardWrapper, TrialWrapper
 from sb3_metarim.cores import RIM, MetODS, MetODSConfig, RIMConfig, make_core, register_core
 from sb3_metarim.envs import make_meta_env
 from sb3_metarim.meta_rim_ppo import (
+    GRUPPO,
     RIMPPO,
     CnnPolicy,
     MetaLSTMPPO,
@@ -19,6 +20,7 @@ from sb3_metarim.meta_rim_ppo import (
 from sb3_metarim.version import __version__
 
 __all__ = [
+    "GRUPPO",
     "RIM",
     "RIMPPO",
     "CnnPolicy",

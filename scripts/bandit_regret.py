@@ -4,10 +4,11 @@ MetODSPPO agent (trained here, or loaded with ``--model``) against Thompson samp
 on the same tasks, as :mod:`sb3_metarim.benchmark.regret` computes them. The regret of a pull is
 ``max(p) - p[arm]``; each curve is its mean over the evaluation episodes, with a 95% normal band.
 
-Writes, under ``--out``: ``regret.csv`` (pull, and per method the mean cumulative regret and its standard error),
-``regret.png`` and ``regret.md`` (the final cumulative regret of each method, and the command that made them).
+Writes, under ``--out`` (default ``benchmarks/bandit_regret/<difficulty>``): ``regret.csv`` (pull, and per method
+the mean cumulative regret and its standard error), ``regret.png`` and ``regret.md`` (the final cumulative regret of
+each method, and the command that made them).
 Run (``--tiny`` takes seconds; the real budget is ``--train-steps 500000`` or a model trained by the zoo):
-``python scripts/bandit_regret.py --difficulty easy --train-steps 200000 --out results/bandit_regret``.
+``python scripts/bandit_regret.py --difficulty easy --train-steps 200000``.
 """
 
 import argparse
@@ -35,7 +36,7 @@ parser.add_argument("--episodes", type=int, default=300, help="evaluation episod
 parser.add_argument("--train-steps", type=int, default=200_000, help="training steps of the agent (unless --model)")
 parser.add_argument("--model", type=Path, help="a saved MetODSPPO (.zip) to evaluate instead of training one")
 parser.add_argument("--seed", type=int, default=0)
-parser.add_argument("--out", type=Path, default=Path("results/bandit_regret"))
+parser.add_argument("--out", type=Path, help="output folder (default benchmarks/bandit_regret/<difficulty>)")
 parser.add_argument("--tiny", action="store_true", help="a smoke-test budget: 20 pulls, 8 episodes, 1,000 steps")
 args = parser.parse_args()
 if args.tiny:
@@ -58,6 +59,7 @@ mean, sem = {}, {}
 for method, regret in regrets.items():
     mean[method], sem[method] = cumulative_mean_sem(regret)
 
+args.out = args.out or Path("benchmarks/bandit_regret") / args.difficulty
 args.out.mkdir(parents=True, exist_ok=True)
 with open(args.out / "regret.csv", "w", newline="") as file:
     writer = csv.writer(file)

@@ -46,8 +46,8 @@ POLICY_ARGUMENTS = {
     "selection": (st.sampled_from(["hard", "straight_through"]), st.sampled_from(["soft"])),
     "comm_heads": (st.integers(1, 2), st.sampled_from([0, 1.5])),
     "num_neurons": (st.nothing(), st.just(16)),  # an option of another core
-    "n_lstm_layers": (st.just(1), st.sampled_from([0, 2])),
-    "lstm_kwargs": (st.sampled_from([None, {}]), st.sampled_from([dict(dropout=0.1)])),
+    "n_lstm_layers": (st.sampled_from([1, 2]), st.sampled_from([0, -1, 1.5])),
+    "lstm_kwargs": (st.sampled_from([None, {}, dict(dropout=0.1)]), st.sampled_from([dict(bias=False)])),
 }
 
 

@@ -72,17 +72,23 @@ def test_make_core_by_name():
     assert make_core("rim", 5, config=RIMConfig(**SMALL_CORE)).config == rim.config
     lstm = make_core("lstm", 5, hidden_size=16, num_layers=2, dropout=0.0)
     assert isinstance(lstm, nn.LSTM) and (lstm.hidden_size, lstm.num_layers) == (16, 2)
-    with pytest.raises(ValueError, match=r"recurrent_core='transformer': unknown core; registered: 'lstm', 'metods', 'rim'"):
+    with pytest.raises(
+        ValueError, match=r"recurrent_core='transformer': unknown core; registered: 'gru', 'lstm', 'metods', 'rim'"
+    ):
         make_core("transformer", 5)
     with pytest.raises(ValueError, match="registered already"):
         register_core("rim", make_core)
 
 
-def test_policy_errors_on_lstm_arguments_with_a_rim_and_on_unknown_cores(cue_env):
-    with pytest.raises(ValueError, match=r"lstm_kwargs=\{'dropout': 0.1\}: nn.LSTM's arguments, unused by .*'rim'"):
-        MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=dict(SMALL_CORE, lstm_kwargs=dict(dropout=0.1)))
-    with pytest.raises(ValueError, match=r"recurrent_core='gru': unknown core; registered: .*'lstm', .*'rim'"):
-        MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=dict(recurrent_core="gru"))
+def test_policy_errors_on_lstm_arguments_a_core_cannot_take_and_on_unknown_cores(cue_env):
+    with pytest.raises(ValueError, match=r"lstm_kwargs=\{'bias': False\}: bias not taken by recurrent_core='rim'"):
+        MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=dict(SMALL_CORE, lstm_kwargs=dict(bias=False)))
+    metods = dict(recurrent_core="metods", lstm_kwargs=dict(dropout=0.1))
+    message = r"lstm_kwargs=\{'dropout': 0.1\}: nn.LSTM's arguments, unused by .*'metods'.* 'gru' or 'lstm' or 'rim'"
+    with pytest.raises(ValueError, match=message):
+        MetaRIMPPO("MlpPolicy", cue_env, meta=False, policy_kwargs=metods)
+    with pytest.raises(ValueError, match=r"recurrent_core='transformer': unknown core; registered: .*'lstm', .*'rim'"):
+        MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=dict(recurrent_core="transformer"))
     # An LSTM core takes them, and its own options (a width of num_units * unit_size, 6 x 32 by default)...
     lstm = dict(recurrent_core="lstm", num_units=2, unit_size=8, lstm_kwargs=dict(bias=False))
     model = MetaRIMPPO("MlpPolicy", cue_env, policy_kwargs=lstm, slow_parameters=["value_net"])

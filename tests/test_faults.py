@@ -126,7 +126,10 @@ def test_the_cli_study_reruns_a_sigkilled_workers_trial(tmp_path):
     def running():
         if not Path(storage).exists():
             return False
-        study = optuna.load_study(study_name=f"metarim_ppo_{CUE}", storage=open_storage(storage, heartbeat_interval=None))
+        try:
+            study = optuna.load_study(study_name=f"metarim_ppo_{CUE}", storage=open_storage(storage, heartbeat_interval=None))
+        except KeyError:  # the journal file exists before the study is written into it
+            return False
         return any(trial.state == TrialState.RUNNING and trial.params for trial in study.trials)
 
     wait_for(running, "a running trial with its parameters sampled")

@@ -1,4 +1,5 @@
-"""The actor and critic RIMs in one pass (run_rims, the policy's forward and evaluate_actions) equal two passes."""
+"""The actor and critic RIMs (one layer or stacked) in one pass (run_rims, the policy's forward and evaluate_actions)
+equal two passes."""
 
 import numpy as np
 import pytest
@@ -23,7 +24,8 @@ def make_rims(cell: str, **options) -> tuple[RIM, RIM]:
 
 
 def random_states(rim: RIM, batch: int) -> tuple[th.Tensor, th.Tensor]:
-    return th.randn(1, batch, rim.hidden_size), th.randn(1, batch, rim.hidden_size)
+    shape = (rim.num_layers, batch, rim.hidden_size)
+    return th.randn(shape), th.randn(shape)
 
 
 def episode_starts() -> th.Tensor:
@@ -48,9 +50,10 @@ def assert_same_grads(got: dict, expected: dict) -> None:
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("frozen", [False, True])
-def test_run_rims_equals_each_core_alone(cell, frozen):
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_run_rims_equals_each_core_alone(cell, frozen, num_layers):
     """Outputs, final states, active sets and every gradient (parameters and inputs) of one pass match two."""
-    rims = make_rims(cell)
+    rims = make_rims(cell, num_layers=num_layers)
     if frozen:  # as the fast phase freezes the slow set
         for rim in rims:
             for name, param in rim.named_parameters():
@@ -80,7 +83,7 @@ def test_run_rims_equals_each_core_alone(cell, frozen):
         for name, a, b in zip(("output", "h", "c"), got, expected, strict=True):
             assert a.shape == b.shape and th.allclose(a, b, atol=1e-5), name
     for got, expected in zip(fused[1], alone[1], strict=True):
-        assert got.shape == (SEQ, N_SEQ, rims[0].num_units) and th.equal(got, expected)
+        assert got.shape == (SEQ, N_SEQ, num_layers * rims[0].num_units) and th.equal(got, expected)
     for got, expected in zip(fused[2], alone[2], strict=True):
         assert_same_grads(got, expected)
     for got, expected in zip(fused[3], alone[3], strict=True):
@@ -115,6 +118,12 @@ def test_fusable_rims():
     with_dropout = make_rims("lstm", dropout=0.1)
     assert fusable_rims(with_dropout, training=False)
     assert not fusable_rims(with_dropout, training=True)  # one pass would draw the dropout masks in another order
+    stacked = make_rims("lstm", num_layers=2)
+    assert fusable_rims(stacked, training=True)
+    assert not fusable_rims([a, stacked[0]], training=False)  # one layer and two
+    with_layer_dropout = make_rims("lstm", num_layers=2, layer_dropout=0.5)
+    assert fusable_rims(with_layer_dropout, training=False)
+    assert not fusable_rims(with_layer_dropout, training=True)
 
 
 def make_policy(**kwargs) -> RIMActorCriticPolicy:
@@ -131,8 +140,8 @@ def policy_inputs(policy: RIMActorCriticPolicy) -> tuple[th.Tensor, th.Tensor, R
     th.manual_seed(1)
     obs = th.rand(N_SEQ * SEQ, OBS) * 2 - 1
     actions = th.randint(0, 3, (N_SEQ * SEQ,))
-    width = policy.lstm_hidden_state_shape[-1]
-    states = RNNStates(*[(th.randn(1, N_SEQ, width), th.randn(1, N_SEQ, width)) for _ in range(2)])
+    layers, _, width = policy.lstm_hidden_state_shape
+    states = RNNStates(*[(th.randn(layers, N_SEQ, width), th.randn(layers, N_SEQ, width)) for _ in range(2)])
     return obs, actions, states, episode_starts().T.flatten()
 
 
@@ -154,7 +163,11 @@ def run_policy(policy: RIMActorCriticPolicy, method: str, fused: bool, monkeypat
 @pytest.mark.parametrize("method", ["forward", "evaluate_actions"])
 @pytest.mark.parametrize("share_features_extractor", [True, False])
 @pytest.mark.parametrize("frozen", [False, True])
-@pytest.mark.parametrize("state_options", [{}, {"dense_size": 5}, {"sticky_bonus": 0.5}], ids=["rim", "dense", "sticky"])
+@pytest.mark.parametrize(
+    "state_options",
+    [{}, {"dense_size": 5}, {"sticky_bonus": 0.5}, {"n_lstm_layers": 2, "dense_size": 5}],
+    ids=["rim", "dense", "sticky", "stacked"],
+)
 def test_policy_fused_pass_equals_separate_cores(method, share_features_extractor, frozen, state_options, monkeypatch):
     policy = make_policy(share_features_extractor=share_features_extractor, **state_options)
     assert policy.fuses_cores()
@@ -179,6 +192,7 @@ def test_policy_fused_pass_equals_separate_cores(method, share_features_extracto
         dict(recurrent_core="lstm"),
         dict(recurrent_core="metods"),
         dict(dropout=0.1),
+        dict(n_lstm_layers=2, lstm_kwargs=dict(dropout=0.5)),
     ],
 )
 def test_policy_falls_back_to_separate_cores(kwargs, monkeypatch):
@@ -204,6 +218,6 @@ def test_policy_falls_back_to_separate_cores(kwargs, monkeypatch):
     values_again, _, _ = policy.evaluate_actions(obs, actions, states, starts)
     assert calls == ["forward", "evaluate_actions"]
     assert values.shape == values_again.shape == (N_SEQ * SEQ, 1) and log_prob.shape == (N_SEQ * SEQ,)
-    if "dropout" in kwargs:
+    if "dropout" in kwargs or "lstm_kwargs" in kwargs:
         policy.set_training_mode(False)  # no dropout in eval mode: one pass again
         assert policy.fuses_cores()

@@ -2,8 +2,9 @@
 sb3-contrib's own RecurrentPPO usage (its tests/test_lstm.py: Box, Dict and image observations, shared_lstm,
 enable_critic_lstm=False, gSDE, lstm_hidden_size / lstm_kwargs / n_lstm_layers) run against our algorithms with
 only the class and the policy names changed; RecurrentPPO itself runs too, so a case that fails for us alone is
-ours. Where a core cannot take an argument (n_lstm_layers=2 and lstm_kwargs for a RIM or MetODS, a width a RIM's
-num_units does not divide) the case must raise a ValueError naming the argument, not a stack trace.
+ours. Every core but MetODS takes every case (a RIM any width, stacked by n_lstm_layers, lstm_kwargs' dropout
+between its layers); MetODS, one layer, must refuse n_lstm_layers=2 and lstm_kwargs with an error naming the
+argument, not a stack trace. Where RecurrentPPO raises an AssertionError, so do we.
 """
 
 import re
@@ -20,12 +21,13 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from torch import nn
 
 from sb3_metarim import MetaRIMPPO
+from sb3_metarim.common.validation import PolicyArgumentError
 from sb3_metarim.cores.rim import RIM, RIM_SLOW_PARAMETERS
-from sb3_metarim.meta_rim_ppo.variants import META_LSTM_SLOW_PARAMETERS, MetaLSTMPPO, MetODSPPO
+from sb3_metarim.meta_rim_ppo.variants import GRUPPO, META_LSTM_SLOW_PARAMETERS, MetaLSTMPPO, MetODSPPO
 
 POLICY_NAMES = {"MlpLstmPolicy": "MlpPolicy", "CnnLstmPolicy": "CnnPolicy", "MultiInputLstmPolicy": "MultiInputPolicy"}
-# RecurrentPPO (the reference), MetaRIMPPO (a RIM), MetaLSTMPPO (an nn.LSTM, fast and slow), MetODSPPO.
-ALGOS = [RecurrentPPO, MetaRIMPPO, MetaLSTMPPO, MetODSPPO]
+# RecurrentPPO (the reference), MetaRIMPPO (a RIM), MetaLSTMPPO (an nn.LSTM, fast and slow), GRUPPO, MetODSPPO.
+ALGOS = [RecurrentPPO, MetaRIMPPO, MetaLSTMPPO, GRUPPO, MetODSPPO]
 LSTM_ONLY = ("n_lstm_layers", "lstm_kwargs")
 
 
@@ -34,13 +36,10 @@ def policy_name(algo: type, name: str) -> str:
 
 
 def make_model(algo: type, name: str, env, policy_kwargs: dict, **kwargs):
-    """The model, or the ValueError a core that cannot take an LSTM-only argument must raise (then None)."""
-    core_takes_all = algo in (RecurrentPPO, MetaLSTMPPO)
+    """The model, or the error MetODS, one layer, must raise for an LSTM-only argument (then None)."""
     refused = [key for key in LSTM_ONLY if key in policy_kwargs]
-    if algo is MetaRIMPPO and policy_kwargs.get("lstm_hidden_size", 12) < 12:
-        refused.append("lstm_hidden_size")  # too narrow for half of it over 6 modules, half to the dense LSTM
-    if not core_takes_all and refused:
-        with pytest.raises(ValueError, match="|".join(rf"{key}=" for key in refused)):
+    if algo is MetODSPPO and refused:
+        with pytest.raises(PolicyArgumentError, match="|".join(rf"{key}=" for key in refused)):
             algo(policy_name(algo, name), env, policy_kwargs=policy_kwargs, **kwargs)
         return None
     return algo(policy_name(algo, name), env, policy_kwargs=policy_kwargs, **kwargs)
@@ -128,6 +127,72 @@ def test_check(algo):
             algo(policy_name(algo, "MlpLstmPolicy"), "CartPole-v1", n_steps=16, seed=0, policy_kwargs=policy_kwargs)
 
 
+class ActionSpaceEnv(gym.Env):
+    """An env with a given action space, for the checks SB3 makes of it."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+
+    def __init__(self, action_space: spaces.Space) -> None:
+        self.action_space = action_space
+
+    def reset(self, *, seed=None, options=None):
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+# Arguments RecurrentPPO refuses with an AssertionError (sb3-contrib's policy and algorithm, SB3's base class), alone
+# and with arguments that our cores check before sb3-contrib's policy asserts.
+SHARED_AND_CRITIC = dict(shared_lstm=True, enable_critic_lstm=True)
+ASSERTED = {
+    "shared_lstm_with_critic_lstm": ("CartPole-v1", dict(policy_kwargs=SHARED_AND_CRITIC)),
+    "shared_lstm_without_shared_extractor": (
+        "CartPole-v1",
+        dict(policy_kwargs=dict(shared_lstm=True, enable_critic_lstm=False, share_features_extractor=False)),
+    ),
+    "narrow_stacked": (
+        "CartPole-v1",
+        dict(policy_kwargs=dict(SHARED_AND_CRITIC, lstm_hidden_size=3, n_lstm_layers=2, lstm_kwargs=dict(dropout=0.5))),
+    ),
+    "lstm_kwargs_bias": ("CartPole-v1", dict(policy_kwargs=dict(SHARED_AND_CRITIC, lstm_kwargs=dict(bias=False)))),
+    "clip_range_vf": ("CartPole-v1", dict(clip_range_vf=-0.1)),
+    "squash_output_without_sde": ("Pendulum-v1", dict(policy_kwargs=dict(squash_output=True))),
+    "tuple_actions": (ActionSpaceEnv(spaces.Tuple([spaces.Discrete(2)] * 2)), {}),
+    "unbounded_box_actions": (ActionSpaceEnv(spaces.Box(-np.inf, np.inf, (2,), np.float32)), {}),
+}
+
+
+@pytest.mark.parametrize("case", ASSERTED)
+def test_what_recurrent_ppo_asserts_is_an_assertion_error_for_every_algorithm(case):
+    """Code written for RecurrentPPO that catches its AssertionError catches ours; our own errors among them (a core's
+    check that runs before sb3-contrib's asserts) are ValueErrors too, with our message."""
+    env, kwargs = ASSERTED[case]
+    for algo in ALGOS:
+        with pytest.raises(AssertionError) as raised:
+            algo(policy_name(algo, "MlpLstmPolicy"), env, n_steps=16, **kwargs)
+        if type(raised.value) is not AssertionError:
+            assert isinstance(raised.value, PolicyArgumentError), (algo.__name__, raised.value)
+
+
+def test_policy_argument_errors_are_caught_as_value_and_assertion_errors():
+    assert issubclass(PolicyArgumentError, ValueError) and issubclass(PolicyArgumentError, AssertionError)
+    cases = [
+        (MetODSPPO, dict(n_lstm_layers=2), r"n_lstm_layers=2: a 'metods' core has exactly 1 layer"),
+        (MetODSPPO, dict(lstm_hidden_size=3), r"num_neurons=3: must be an integer in 4..256"),
+        (MetaRIMPPO, dict(lstm_kwargs=dict(bias=False)), r"lstm_kwargs=\{'bias': False\}: bias not taken by"),
+        (
+            MetaRIMPPO,
+            dict(lstm_hidden_size=5, num_units=6, unit_size=16),
+            r"lstm_hidden_size=5 with num_units=6, unit_size=16",
+        ),
+    ]
+    for algo, policy_kwargs, message in cases:
+        for caught in (ValueError, AssertionError):
+            with pytest.raises(caught, match=message):
+                algo("MlpPolicy", "CartPole-v1", policy_kwargs=policy_kwargs)
+
+
 @pytest.mark.parametrize("algo", ALGOS, ids=lambda algo: algo.__name__)
 @pytest.mark.parametrize("env", ["Pendulum-v1", "CartPole-v1"])
 def test_run(algo, env):
@@ -191,25 +256,59 @@ def test_lstm_hidden_size_sets_the_width():
 
 def test_lstm_hidden_size_splits_between_the_modules_and_the_dense_lstm():
     """The RIM's width is num_units * unit_size + dense_size: given one of the two, the other takes the rest; given
-    neither, the modules take half (192: the defaults' 6 x 16 + 96); dense_size=0 splits it over the modules."""
+    neither, the modules take half (192: the defaults' 6 x 16 + 96); dense_size=0 gives it all to the modules; 6
+    modules unless fewer must do (RIMConfig.options_for_width)."""
     assert rim_widths(lstm_hidden_size=192) == (6, 16, 96)
     assert rim_widths(lstm_hidden_size=64) == (6, 5, 34)
     assert rim_widths(lstm_hidden_size=192, dense_size=0) == (6, 32, 0)
     assert rim_widths(lstm_hidden_size=192, unit_size=24) == (6, 24, 48)
     assert rim_widths(lstm_hidden_size=64, dense_size=16) == (6, 8, 16)
     assert rim_widths(lstm_hidden_size=64, unit_size=8, dense_size=16) == (6, 8, 16)
+    # Fewer modules where 6 cannot fill the width as the options given ask.
+    assert rim_widths(lstm_hidden_size=64, dense_size=0) == (4, 16, 0)
+    assert rim_widths(lstm_hidden_size=64, dense_size=20) == (4, 11, 20)
+    assert rim_widths(lstm_hidden_size=64, unit_size=16) == (4, 16, 0)
+    assert rim_widths(lstm_hidden_size=40, unit_size=8, dense_size=16) == (3, 8, 16)
+    assert rim_widths(lstm_hidden_size=8) == (6, 1, 2)
+    assert rim_widths(lstm_hidden_size=8, num_units=6) == (6, 1, 2)
     cases = [
-        (dict(lstm_hidden_size=64, dense_size=0), r"lstm_hidden_size - dense_size = 64 is not divisible by num_units=6"),
-        (dict(lstm_hidden_size=64, dense_size=20), r"lstm_hidden_size - dense_size = 44 is not divisible by num_units=6"),
         (dict(lstm_hidden_size=64, dense_size=70), r"dense_size=70 with lstm_hidden_size=64: must be less than it"),
         (dict(lstm_hidden_size=64, num_units=4, unit_size=8, dense_size=16), r"lstm_hidden_size=64 and num_units=4"),
-        (dict(lstm_hidden_size=64, unit_size=16), r"lstm_hidden_size=64 and num_units=6, unit_size=16, dense_size=-32"),
-        (dict(lstm_hidden_size=8), r"lstm_hidden_size=8 with num_units=6: too narrow"),
+        (dict(lstm_hidden_size=64, num_units=6, dense_size=0), r"lstm_hidden_size - dense_size = 64 is not divisible by"),
         (dict(lstm_hidden_size=64, dense_size=-1), r"dense_size=-1: must be an integer >= 0"),
+        # What the user fixed cannot hold the width: the error names it.
+        (
+            dict(lstm_hidden_size=5, num_units=6, unit_size=16),
+            r"lstm_hidden_size=5 with num_units=6, unit_size=16: the modules alone are num_units \* unit_size = 96 wide",
+        ),
+        (dict(lstm_hidden_size=5, num_units=6), r"lstm_hidden_size=5 with num_units=6: too narrow .* num_units <= 5"),
+        (dict(lstm_hidden_size=5, unit_size=8), r"unit_size=8 with lstm_hidden_size=5: wider than the modules may be"),
+        (dict(lstm_hidden_size=64, unit_size=5, dense_size=10), r"unit_size=5 with lstm_hidden_size - dense_size = 54: not a"),
+        (dict(lstm_hidden_size=3, top_k=4), r"top_k=4 with lstm_hidden_size=3: the width holds num_units=3 modules"),
     ]
     for policy_kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
             rim_widths(**policy_kwargs)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 5, 7, 11])
+def test_any_width_builds_and_learns(width):
+    """A width alone is always a RIM, as narrow as nn.LSTM's: fewer, 1-wide modules and no dense LSTM below 6."""
+    model = MetaRIMPPO(
+        "MlpPolicy",
+        "CartPole-v1",
+        n_steps=8,
+        batch_size=8,
+        n_epochs=1,
+        slow_interval=1,
+        seed=0,
+        policy_kwargs=dict(lstm_hidden_size=width),
+    )
+    config = model.policy.core_config
+    assert config.output_size == width and model.policy.lstm_actor.output_size == width
+    assert config.num_units == min(6, width) and 1 <= config.top_k <= config.num_units
+    assert model.policy.mlp_extractor.policy_net[0].in_features == width
+    model.learn(16)
 
 
 def test_lstm_hidden_size_survives_save_and_load(tmp_path):

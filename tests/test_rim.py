@@ -224,6 +224,47 @@ def test_bad_arguments_are_named(kwargs, message):
         RIM(5, **args)
 
 
+def test_the_width_rule_keeps_six_modules_with_half_the_width_wherever_they_fit():
+    """From lstm_hidden_size=12 on (nothing else given): 6 modules of width // 12, the dense LSTM the rest, top_k 4
+    (the defaults); with num_units given, half the width over them wherever each gets at least 1."""
+    for width in range(12, 513):
+        unit_size = width // 12
+        expected = {"num_units": 6, "unit_size": unit_size, "dense_size": width - 6 * unit_size}
+        assert RIMConfig.options_for_width(width, {}) == expected, width
+    for num_units in range(1, 9):
+        for width in range(2 * num_units, 200):
+            unit_size = width // (2 * num_units)
+            expected = {"num_units": num_units, "unit_size": unit_size, "dense_size": width - num_units * unit_size}
+            assert RIMConfig.options_for_width(width, {"num_units": num_units}) == expected, (width, num_units)
+    assert RIMConfig(**RIMConfig.options_for_width(192, {})) == RIMConfig()
+
+
+@pytest.mark.parametrize(
+    "width, num_units, unit_size, dense_size, top_k, hidden_size",
+    [
+        (1, 1, 1, 0, 1, 1),
+        (2, 2, 1, 0, 1, 4),
+        (3, 3, 1, 0, 2, 6),
+        (4, 4, 1, 0, 3, 8),
+        (5, 5, 1, 0, 3, 10),
+        (6, 6, 1, 0, 4, 12),
+        (8, 6, 1, 2, 4, 14),
+        (11, 6, 1, 5, 4, 17),
+        (64, 6, 5, 34, 4, 70),
+    ],
+)
+def test_narrow_widths_get_fewer_or_smaller_modules(width, num_units, unit_size, dense_size, top_k, hidden_size):
+    """Below 12, modules of 1: 6 of them and a dense LSTM of the rest, below 6 one per unit of width and none; two
+    thirds of them active (RIMConfig.options_for_width's table)."""
+    config = RIMConfig(**RIMConfig.options_for_width(width, {}))
+    assert (config.num_units, config.unit_size, config.dense_size, config.top_k) == (num_units, unit_size, dense_size, top_k)
+    assert config.output_size == width and config.hidden_size == hidden_size
+    rim = RIM(3, config)
+    output, (h, _) = rim(th.randn(4, 2, 3), (th.zeros(1, 2, hidden_size), th.zeros(1, 2, hidden_size)))
+    assert output.shape == (4, 2, width) and h.shape == (1, 2, hidden_size)
+    assert (rim.last_active.sum(dim=-1) == top_k).all()
+
+
 @pytest.mark.parametrize(
     "bonus, scale",
     [(0.0, "absolute"), (RIMConfig.sticky_bonus, "absolute"), (1.0, "spread")],

@@ -25,7 +25,7 @@ from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_metarim import RIMPPO, MetaLSTMPPO, MetaRIMPPO, MetODS, MetODSConfig, MetODSPPO
+from sb3_metarim import GRUPPO, RIMPPO, MetaLSTMPPO, MetaRIMPPO, MetODS, MetODSConfig, MetODSPPO
 from sb3_metarim.common.callbacks import TrialLogger
 from sb3_metarim.common.torch_layers import MiniGridFeaturesExtractor
 from sb3_metarim.cores.rim import RIM
@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 CUE = "sb3_metarim/CueMemory-v0"
 CUE_NAME = "sb3_metarim-CueMemory-v0"
 DOORKEY = "MiniGrid-DoorKey-5x5-v0"
-CLASSES = {"metarim_ppo": MetaRIMPPO, "rim_ppo": RIMPPO, "metalstm_ppo": MetaLSTMPPO, "ppo_lstm": None}
+CLASSES = {"metarim_ppo": MetaRIMPPO, "rim_ppo": RIMPPO, "metalstm_ppo": MetaLSTMPPO, "gru_ppo": GRUPPO, "ppo_lstm": None}
 # Enqueued in the test studies: 32-step rollouts, 4 epochs, a 4 x 16 core (keys outside an algorithm's space unused).
 SMALL_TRIAL = dict(n_steps_pow=5, batch_size_pow=6, n_epochs=4, num_units=4, unit_size=16, fast_span=8, slow_interval=1)
 # CueMemory from the configs' `default` entry, 2 envs, one evaluation of 2 episodes per trial, 96 steps per trial
@@ -93,7 +93,7 @@ def load_config(algo: str) -> dict:
 
 
 def test_configs_match_across_algorithms():
-    """The four configs hold the same envs and settings; they differ only in each algorithm's own keys."""
+    """The five configs hold the same envs and settings; they differ only in each algorithm's own keys."""
     own_keys = {"policy", "meta", "fast_span", "slow_interval", "slow_n_epochs", "slow_learning_rate", "slow_parameters"}
     core_keys = {"num_units", "top_k", "unit_size", "dense_size", "lstm_hidden_size"}
     configs = {algo: load_config(algo) for algo in CLASSES}
@@ -140,8 +140,8 @@ def test_each_algorithm_runs_a_rollout_from_its_config(algo, tmp_path):
     assert "prev_action" in model.observation_space.spaces and "mission" in model.observation_space.spaces
     if CLASSES[algo] is not None:
         assert type(model) is CLASSES[algo]
-        assert model.meta is (algo != "rim_ppo")
-        assert isinstance(model.policy.lstm_actor, RIM) is (algo != "metalstm_ppo")
+        assert model.meta is (algo not in ("rim_ppo", "gru_ppo"))
+        assert isinstance(model.policy.lstm_actor, RIM) is (algo not in ("metalstm_ppo", "gru_ppo"))
     assert (run / "learning_curve.png").is_file()
 
 

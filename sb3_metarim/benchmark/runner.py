@@ -51,17 +51,10 @@ from stable_baselines3.common.logger import Logger, make_output_format
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize, sync_envs_normalization
 
 from sb3_metarim.benchmark.spec import HARNESS_KEYS, RunSpec, import_modules
-from sb3_metarim.meta_rim_ppo.meta_rim_ppo import MetaRIMPPO
-from sb3_metarim.meta_rim_ppo.variants import RIMPPO, MetaLSTMPPO, MetODSPPO
+from sb3_metarim.meta_rim_ppo.variants import ALGORITHMS as PACKAGE_ALGORITHMS
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
-    "metarim_ppo": MetaRIMPPO,
-    "rim_ppo": RIMPPO,
-    "metalstm_ppo": MetaLSTMPPO,
-    "metods_ppo": MetODSPPO,
-    "ppo_lstm": RecurrentPPO,
-    "ppo": PPO,
-}
+# A suite's `algo`: the package's algorithms and the two baselines, by their rl-zoo3 names.
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {**PACKAGE_ALGORITHMS, "ppo_lstm": RecurrentPPO, "ppo": PPO}
 EVAL_COLUMNS = ("timesteps", "return_mean", "return_std", "success_rate", "episode_length", "episodes", "time_s")
 TRANSFER_COLUMNS = ("timesteps", "level", "env_id", "return_mean", "return_std", "success_rate", "episode_length", "episodes")
 EVAL_SEED_OFFSET = 10_000

@@ -19,3 +19,12 @@ def require_key(observation_space: spaces.Space, key: str, user: str) -> spaces.
     if not isinstance(observation_space, spaces.Dict) or key not in observation_space.spaces:
         raise ValueError(f"observation_space={observation_space}: {user} needs a Dict observation with a {key!r} key")
     return observation_space[key]
+
+
+class PolicyArgumentError(ValueError, AssertionError):
+    """
+    A policy argument (``policy_kwargs``) that is not allowed, raised while the policy is built. A ``ValueError``
+    naming the argument, its value and what is allowed; an ``AssertionError`` too, because sb3-contrib's
+    ``RecurrentActorCriticPolicy`` checks its own arguments with ``assert``: code written for ``RecurrentPPO`` that
+    catches ``AssertionError`` for a policy argument it passed catches ours for the same argument.
+    """

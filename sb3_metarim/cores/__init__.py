@@ -1,10 +1,12 @@
 """Recurrent cores: the registry (``recurrent_core`` by name) and one module per core, each with its options class."""
 
+from sb3_metarim.cores.gru import GRU, GRUConfig
 from sb3_metarim.cores.lstm import LSTMConfig
 from sb3_metarim.cores.metods import MetODS, MetODSConfig
 from sb3_metarim.cores.registry import (
     CORE_CONFIGS,
     CORES,
+    GRU_CORE,
     LSTM_CORE,
     METODS_CORE,
     RIM_CORE,
@@ -19,10 +21,13 @@ from sb3_metarim.cores.rim import RIM, RIMConfig
 __all__ = [
     "CORES",
     "CORE_CONFIGS",
+    "GRU",
+    "GRU_CORE",
     "LSTM_CORE",
     "METODS_CORE",
     "RIM",
     "RIM_CORE",
+    "GRUConfig",
     "LSTMConfig",
     "MetODS",
     "MetODSConfig",

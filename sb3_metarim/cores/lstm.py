@@ -1,7 +1,7 @@
 """The ``"lstm"`` core: sb3-contrib's own ``nn.LSTM``, sized as a RIM is, for the meta-LSTM baseline and ablations."""
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -27,6 +27,7 @@ class LSTMConfig(CoreOptions):
 
     num_units: int = 6
     unit_size: int = 32
+    takes_rnn_arguments: ClassVar[bool] = True
 
     @property
     def hidden_size(self) -> int:

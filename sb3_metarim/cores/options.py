@@ -1,7 +1,7 @@
 """What the options dataclass of every core shares (``LSTMConfig``, ``RIMConfig``, ``MetODSConfig``)."""
 
 from dataclasses import asdict, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from sb3_metarim.common.validation import check_positive_int
 
@@ -12,9 +12,13 @@ class CoreOptions:
     width of each of ``h`` and ``c`` in the stored state); ``output_size`` (what the ``mlp_extractor`` reads)
     defaults to it. The options are checked when the dataclass is made: a bad value is a ``ValueError`` naming the
     option, its value and what is allowed.
+
+    ``takes_rnn_arguments``: whether the core takes the policy's ``n_lstm_layers`` and ``lstm_kwargs`` as
+    ``nn.LSTM`` does (its builder gets them as :meth:`rnn_arguments` says); other cores refuse them.
     """
 
     hidden_size: int
+    takes_rnn_arguments: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -36,6 +40,20 @@ class CoreOptions:
     def as_dict(self) -> dict[str, Any]:
         """:return: the options as keyword arguments (``type(config)(**config.as_dict()) == config``)."""
         return asdict(self)
+
+    @classmethod
+    def rnn_arguments(cls, num_layers: int, lstm_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """
+        The policy's ``n_lstm_layers`` and ``lstm_kwargs`` as the builder's keyword arguments, for a core that takes
+        them (``takes_rnn_arguments``); the policy checks them with this before it builds anything. A subclass
+        renames what its own options also name, and refuses with a ``ValueError`` naming them the arguments that
+        have no meaning for it.
+
+        :param num_layers: The policy's ``n_lstm_layers``.
+        :param lstm_kwargs: The policy's ``lstm_kwargs``.
+        :return: ``num_layers`` and ``lstm_kwargs``, as ``nn.LSTM`` takes them (this base).
+        """
+        return {"num_layers": num_layers, **lstm_kwargs}
 
     @classmethod
     def options_for_width(cls, width: int, options: dict[str, Any]) -> dict[str, Any] | None:

@@ -19,7 +19,10 @@ width) and ``output_size`` (the output's width).
 ``"lstm"``    ``nn.LSTM(input_size, hidden_size, num_layers, **lstm_kwargs)``, sb3-contrib's own core; its
               width ``lstm_hidden_size``, else :class:`~sb3_metarim.cores.lstm.LSTMConfig`'s
               ``num_units * unit_size``
-``"rim"``     :class:`~sb3_metarim.cores.rim.RIM`, its options those of :class:`~sb3_metarim.cores.rim.RIMConfig`
+``"gru"``     :class:`~sb3_metarim.cores.gru.GRU`, an ``nn.GRU`` with ``nn.LSTM``'s interface, sized and stacked as
+              the ``"lstm"`` core (:class:`~sb3_metarim.cores.gru.GRUConfig`)
+``"rim"``     :class:`~sb3_metarim.cores.rim.RIM`, its options those of :class:`~sb3_metarim.cores.rim.RIMConfig`,
+              stacked by ``n_lstm_layers`` (``lstm_kwargs``: ``dropout`` between layers)
 ``"metods"``  :class:`~sb3_metarim.cores.metods.MetODS`, its options those of
               :class:`~sb3_metarim.cores.metods.MetODSConfig`
 ============  =========================================================================================
@@ -37,7 +40,8 @@ from typing import Any
 
 from torch import nn
 
-from sb3_metarim.common.validation import check_positive_int
+from sb3_metarim.common.validation import PolicyArgumentError, check_positive_int
+from sb3_metarim.cores.gru import GRUConfig, build_gru
 from sb3_metarim.cores.lstm import LSTM_SLOW_PARAMETERS, LSTMConfig, build_lstm
 from sb3_metarim.cores.metods import METODS_SLOW_PARAMETERS, MetODS, MetODSConfig
 from sb3_metarim.cores.options import CoreOptions
@@ -46,6 +50,7 @@ from sb3_metarim.cores.rim import RIM, RIM_SLOW_PARAMETERS, RIMConfig
 CoreBuilder = Callable[..., nn.Module]
 
 LSTM_CORE = "lstm"
+GRU_CORE = "gru"
 RIM_CORE = "rim"
 METODS_CORE = "metods"
 
@@ -120,8 +125,9 @@ def make_core(name: str, input_size: int, **options: Any) -> nn.Module:
     :param name: A registered core (``"lstm"``, ``"rim"``, ``"metods"``, or one added with :func:`register_core`).
     :param input_size: Size of the input features.
     :param options: The core's options (for ``"rim"`` :class:`~sb3_metarim.cores.rim.RIMConfig`'s fields, or
-        ``config``; for ``"metods"`` :class:`~sb3_metarim.cores.metods.MetODSConfig`'s; for ``"lstm"``
-        ``hidden_size``, ``num_layers`` and ``nn.LSTM``'s other arguments).
+        ``config``, and ``num_layers`` and ``layer_dropout``; for ``"metods"``
+        :class:`~sb3_metarim.cores.metods.MetODSConfig`'s; for ``"lstm"`` ``hidden_size``, ``num_layers`` and
+        ``nn.LSTM``'s other arguments).
     :return: the core.
     """
     check_core_name(name)
@@ -135,10 +141,23 @@ def core_config_from_policy_kwargs(recurrent_core: str, kwargs: dict[str, Any]) 
 
     :param recurrent_core: A registered core.
     :param kwargs: The policy's keyword arguments; what is left in it goes to ``RecurrentActorCriticPolicy``.
-    :return: the core's config. An option that only other cores take is a ``ValueError`` naming it, its value and
-        the options this core takes; so is ``n_lstm_layers`` other than 1 or ``lstm_kwargs`` for a core that is not
-        an ``nn.LSTM``. ``lstm_hidden_size`` sets the core's width (:func:`width_options`).
+    :return: the core's config. An option that only other cores take is a
+        :class:`~sb3_metarim.common.validation.PolicyArgumentError` (a ``ValueError``) naming it, its value and the
+        options this core takes; so is ``n_lstm_layers`` other than 1 or ``lstm_kwargs`` for a core that does not
+        take them (``takes_rnn_arguments``), or an argument of ``lstm_kwargs`` that the core's
+        ``rnn_arguments`` refuses, or any option out of range. ``lstm_hidden_size`` sets the core's width
+        (:func:`width_options`).
     """
+    # Checked before RecurrentActorCriticPolicy's own asserts run: an AssertionError too, so that what RecurrentPPO's
+    # users catch for those arguments still catches ours.
+    try:
+        return _core_config(recurrent_core, kwargs)
+    except ValueError as error:
+        raise PolicyArgumentError(str(error)) from error
+
+
+def _core_config(recurrent_core: str, kwargs: dict[str, Any]) -> CoreOptions:
+    """:func:`core_config_from_policy_kwargs`, raising ``ValueError``."""
     config_class = core_config_class(recurrent_core)
     own = config_class.option_names()
     owners = core_option_owners()
@@ -151,15 +170,18 @@ def core_config_from_policy_kwargs(recurrent_core: str, kwargs: dict[str, Any]) 
             )
     if "lstm_hidden_size" in kwargs:
         options.update(width_options(recurrent_core, kwargs.pop("lstm_hidden_size"), options))
-    if recurrent_core != LSTM_CORE:
-        n_layers = kwargs.get("n_lstm_layers", 1)
-        if n_layers != 1:
-            raise ValueError(f"n_lstm_layers={n_layers!r}: a {recurrent_core!r} core has exactly 1 layer")
-        if kwargs.get("lstm_kwargs"):
-            raise ValueError(
-                f"lstm_kwargs={kwargs['lstm_kwargs']!r}: nn.LSTM's arguments, unused by recurrent_core={recurrent_core!r}; "
-                f"set the core's options instead ({', '.join(own)}) or use recurrent_core='lstm'"
-            )
+    n_layers, lstm_kwargs = kwargs.get("n_lstm_layers", 1), kwargs.get("lstm_kwargs") or {}
+    check_positive_int("n_lstm_layers", n_layers)
+    if config_class.takes_rnn_arguments:
+        config_class.rnn_arguments(n_layers, lstm_kwargs)
+    elif n_layers != 1:
+        raise ValueError(f"n_lstm_layers={n_layers!r}: a {recurrent_core!r} core has exactly 1 layer")
+    elif lstm_kwargs:
+        stacking = sorted(name for name, config in CORE_CONFIGS.items() if config.takes_rnn_arguments)
+        raise ValueError(
+            f"lstm_kwargs={lstm_kwargs!r}: nn.LSTM's arguments, unused by recurrent_core={recurrent_core!r}; set the "
+            f"core's options instead ({', '.join(own)}) or use recurrent_core {' or '.join(map(repr, stacking))}"
+        )
     return config_class(**options)
 
 
@@ -167,8 +189,9 @@ def width_options(recurrent_core: str, lstm_hidden_size: object, options: dict[s
     """
     ``RecurrentPPO``'s ``lstm_hidden_size`` as the core's options: the core's total width, as its config class
     reads it (``options_for_width``): for ``"rim"`` the modules and the dense LSTM together (half each by default:
-    192 is 6 modules of 16 and a dense LSTM of 96), for ``"lstm"`` the ``nn.LSTM``'s width, for ``"metods"``
-    ``num_neurons``. Given with the options that set the width, it must agree with them.
+    192 is 6 modules of 16 and a dense LSTM of 96; any width, by :meth:`~sb3_metarim.cores.rim.RIMConfig.options_for_width`'s
+    rule), for ``"lstm"`` the ``nn.LSTM``'s width, for ``"metods"`` ``num_neurons``. Given with the options that set
+    the width, it must agree with them.
 
     :param recurrent_core: A registered core.
     :param lstm_hidden_size: The width asked for.
@@ -205,5 +228,6 @@ def with_core_options_signature(init: Callable[..., None]) -> Callable[..., None
 
 
 register_core(LSTM_CORE, build_lstm, config=LSTMConfig, slow_parameters=LSTM_SLOW_PARAMETERS)
+register_core(GRU_CORE, build_gru, config=GRUConfig, slow_parameters=LSTM_SLOW_PARAMETERS)
 register_core(RIM_CORE, RIM, config=RIMConfig, slow_parameters=RIM_SLOW_PARAMETERS)
 register_core(METODS_CORE, MetODS, config=MetODSConfig, slow_parameters=METODS_SLOW_PARAMETERS)

@@ -4,7 +4,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch as th
 import torch.nn.functional as F
@@ -15,6 +15,8 @@ from sb3_metarim.cores.options import CoreOptions, split_over_units
 
 RIM_CELLS = ("lstm", "gru")
 RIM_SELECTIONS = ("hard", "straight_through")
+# What a RIM takes of nn.LSTM's arguments (the policy's lstm_kwargs): the rest have no meaning for it.
+RIM_RNN_ARGUMENTS = ("dropout",)
 STICKY_SCALES = ("absolute", "spread")
 # The slow set of fast/slow training (patterns over the policy's parameter names, MetaRIMPPO's slow_parameters): the
 # attention, the RIM's meta-learned structure (Madan et al. 2021).
@@ -51,7 +53,9 @@ class GroupLinear(nn.Module):
 class RIMConfig(CoreOptions):
     """
     The options of a :class:`RIM`, in one place: their defaults, their meaning and their checks. The RIM
-    policies take the same names in ``policy_kwargs`` (``num_units``, ``top_k``, ...).
+    policies take the same names in ``policy_kwargs`` (``num_units``, ``top_k``, ...). ``RecurrentPPO``'s
+    ``lstm_hidden_size``, the output's width, sets the options it leaves open by :meth:`options_for_width`'s rule:
+    any width works (192 gives the defaults), and only options given that cannot hold it are an error.
 
     :param num_units: Number of modules N. Why this default: :ref:`why-top-k`.
     :param top_k: Number of active modules per step, in 1..N. Why this default: :ref:`why-top-k`.
@@ -104,6 +108,7 @@ class RIMConfig(CoreOptions):
     dense_size: int = 96
     sticky_bonus: float = 0.3
     sticky_scale: str = "absolute"
+    takes_rnn_arguments: ClassVar[bool] = True
 
     @property
     def modules_size(self) -> int:
@@ -155,44 +160,137 @@ class RIMConfig(CoreOptions):
     def options_for_width(cls, width: int, options: dict[str, Any]) -> dict[str, Any]:
         """
         ``lstm_hidden_size`` as the width of the modules and the dense LSTM together, ``num_units * unit_size +
-        dense_size``. Given one of ``unit_size`` and ``dense_size``, the other takes the rest; given neither, the
-        modules take half (``unit_size = width // (2 * num_units)``) and the dense LSTM the rest (192: 6 modules of
-        16 and 96, the defaults); given both, they must add up to it.
+        dense_size``, by one rule for whatever of ``num_units``, ``unit_size``, ``dense_size`` and ``top_k`` was not
+        given (every width works when none of them is):
+
+        - ``num_units``: 6, fewer only where 6 modules cannot fit: ``min(6, width)`` (modules at least 1 wide); with
+          ``unit_size`` given, ``min(6, width // unit_size)``; with ``dense_size`` given, the largest count up to 6
+          that divides ``width - dense_size``; with both, ``(width - dense_size) / unit_size``.
+        - ``unit_size``: with ``dense_size`` given, ``(width - dense_size) / num_units``; else half the width over the
+          modules, ``width // (2 * num_units)``, at least 1.
+        - ``dense_size``: the rest.
+        - ``top_k``: 4 of the 6 modules; where the rule gives fewer, two thirds of them, rounded:
+          ``(2 * num_units + 1) // 3``.
+
+        With nothing else given: from a width of 12 the modules take half of it, 6 modules of ``width // 12`` (192:
+        the defaults, 6 x 16 and a dense LSTM of 96, ``top_k=4``); from 6 to 11, 6 modules of 1 and a dense LSTM of
+        ``width - 6``; below 6, ``width`` modules of 1 and no dense LSTM. Examples:
+
+        =====  =========  =========  ==========  =====  ==================================
+        width  num_units  unit_size  dense_size  top_k  state width (``hidden_size``)
+        =====  =========  =========  ==========  =====  ==================================
+        1      1          1          0           1      1 (every module active: no flags)
+        2      2          1          0           1      4
+        4      4          1          0           3      8
+        5      5          1          0           3      10
+        8      6          1          2           4      14
+        12     6          1          6           4      18
+        64     6          5          34          4      70
+        192    6          16         96          4      198
+        =====  =========  =========  ==========  =====  ==================================
 
         :param width: The width asked for, a positive integer.
         :param options: The RIM options given.
-        :return: ``unit_size`` and ``dense_size``.
+        :return: ``num_units``, ``unit_size`` and ``dense_size``, and ``top_k`` where the rule gave fewer than 6
+            modules and it was not given. A ``ValueError`` names the options given when they cannot hold the width
+            (e.g. ``num_units=6, unit_size=16`` with ``lstm_hidden_size=5``).
         """
-        num_units = options.get("num_units", cls.num_units)
-        check_positive_int("num_units", num_units)
-        unit_size, dense_size = options.get("unit_size"), options.get("dense_size")
+        given = {name: options[name] for name in ("num_units", "unit_size", "top_k") if name in options}
+        for name, value in given.items():
+            check_positive_int(name, value)
+        dense_size = options.get("dense_size")
         if dense_size is not None and (isinstance(dense_size, bool) or not isinstance(dense_size, int) or dense_size < 0):
             raise ValueError(f"dense_size={dense_size!r}: must be an integer >= 0")
-        if unit_size is None and dense_size is None:
-            unit_size = width // (2 * num_units)
-            if unit_size < 1:
-                raise ValueError(
-                    f"lstm_hidden_size={width!r} with num_units={num_units!r}: too narrow to give half to the modules "
-                    "and half to the dense LSTM; pass dense_size=0 (modules only) or a larger width"
-                )
-        elif unit_size is None:
-            if dense_size >= width:
-                raise ValueError(
-                    f"dense_size={dense_size!r} with lstm_hidden_size={width!r}: must be less than it (the modules take "
-                    "the rest)"
-                )
+        if dense_size is not None and dense_size >= width:
+            raise ValueError(
+                f"dense_size={dense_size!r} with lstm_hidden_size={width!r}: must be less than it (the modules take the rest)"
+            )
+        num_units, unit_size = given.get("num_units"), given.get("unit_size")
+        if num_units is None:
+            num_units = _units_for_width(width, unit_size, dense_size)
+        if unit_size is None and dense_size is not None:
             modules_width = width - dense_size
             unit_size = split_over_units(modules_width, num_units, f"lstm_hidden_size - dense_size = {modules_width}")
-        check_positive_int("unit_size", unit_size)
+        elif unit_size is None:
+            if num_units > width:
+                raise ValueError(
+                    f"lstm_hidden_size={width!r} with num_units={num_units!r}: too narrow for that many modules at least 1 "
+                    f"wide; pass num_units <= {width} or a width >= {num_units}"
+                )
+            unit_size = max(1, width // (2 * num_units))
+        modules_width = num_units * unit_size
+        if dense_size is None and modules_width > width:
+            raise ValueError(
+                f"lstm_hidden_size={width!r} with num_units={num_units!r}, unit_size={unit_size!r}: the modules alone are "
+                f"num_units * unit_size = {modules_width} wide, more than the width; pass a smaller num_units or "
+                "unit_size, or leave one of them out"
+            )
         if dense_size is None:
-            dense_size = width - num_units * unit_size
-        if num_units * unit_size + dense_size != width or dense_size < 0:
+            dense_size = width - modules_width
+        if modules_width + dense_size != width:
             raise ValueError(
                 f"lstm_hidden_size={width!r} and num_units={num_units!r}, unit_size={unit_size!r}, "
                 f"dense_size={dense_size!r}: the width is num_units * unit_size + dense_size = "
-                f"{num_units * unit_size + dense_size!r}; give lstm_hidden_size or unit_size"
+                f"{modules_width + dense_size!r}; give lstm_hidden_size or unit_size"
             )
-        return {"unit_size": unit_size, "dense_size": dense_size}
+        derived = {"num_units": num_units, "unit_size": unit_size, "dense_size": dense_size}
+        if "num_units" not in given and num_units < cls.num_units:
+            top_k = given.get("top_k")
+            if top_k is None:
+                derived["top_k"] = (2 * num_units + 1) // 3
+            elif top_k > num_units:
+                raise ValueError(
+                    f"top_k={top_k!r} with lstm_hidden_size={width!r}: the width holds num_units={num_units} modules "
+                    f"by its rule (RIMConfig.options_for_width); pass num_units >= top_k, a smaller top_k or a larger width"
+                )
+        return derived
+
+    @classmethod
+    def rnn_arguments(cls, num_layers: int, lstm_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """
+        The policy's ``n_lstm_layers`` and ``lstm_kwargs`` as :class:`RIM`'s arguments: ``num_layers`` stacked RIMs,
+        and ``lstm_kwargs``' ``dropout`` (on each layer's output but the last's, in training, as ``nn.LSTM``) as
+        ``layer_dropout`` (the RIM's own ``dropout`` is on its attention). ``nn.LSTM``'s other arguments have no
+        meaning for a RIM (``bias``, ``batch_first``, ``bidirectional``, ``proj_size``, ...): a ``ValueError`` names
+        them.
+
+        :param num_layers: The policy's ``n_lstm_layers``.
+        :param lstm_kwargs: The policy's ``lstm_kwargs``.
+        :return: ``num_layers`` and ``layer_dropout``.
+        """
+        refused = sorted(set(lstm_kwargs) - set(RIM_RNN_ARGUMENTS))
+        if refused:
+            raise ValueError(
+                f"lstm_kwargs={lstm_kwargs!r}: {', '.join(refused)} not taken by recurrent_core='rim' (it takes "
+                f"{', '.join(RIM_RNN_ARGUMENTS)}: between stacked layers); a RIM's own options go in policy_kwargs"
+            )
+        return {"num_layers": num_layers, "layer_dropout": lstm_kwargs.get("dropout", 0.0)}
+
+
+def _units_for_width(width: int, unit_size: int | None, dense_size: int | None) -> int:
+    """
+    :return: the number of modules when it is not given (:meth:`RIMConfig.options_for_width`): the default, 6, or
+        the most up to 6 that fit; with ``unit_size`` and ``dense_size`` both given, the count they leave.
+    """
+    most = RIMConfig.num_units
+    if unit_size is None and dense_size is None:
+        return min(most, width)
+    if unit_size is None:
+        return max(count for count in range(1, most + 1) if (width - dense_size) % count == 0)
+    modules_width = width - (dense_size or 0)
+    what = f"lstm_hidden_size={width!r}" if dense_size is None else f"lstm_hidden_size - dense_size = {modules_width}"
+    if unit_size > modules_width:
+        raise ValueError(
+            f"unit_size={unit_size!r} with {what}: wider than the modules may be; pass unit_size <= {modules_width}"
+        )
+    if dense_size is None:
+        return min(most, width // unit_size)
+    if modules_width % unit_size:
+        raise ValueError(
+            f"unit_size={unit_size!r} with {what}: not a multiple of unit_size, so no number of modules fills it; "
+            "leave out unit_size or dense_size"
+        )
+    return modules_width // unit_size
 
 
 POSITIVE_INT_OPTIONS = (
@@ -209,33 +307,55 @@ POSITIVE_INT_OPTIONS = (
 
 class RIM(nn.Module):
     """
-    A layer of Recurrent Independent Mechanisms that behaves like a one-layer ``nn.LSTM``.
+    Recurrent Independent Mechanisms that behave like an ``nn.LSTM``: one layer, or ``num_layers`` stacked.
 
     Each step: every module queries the two slots [input, null] (the null key and value are zero);
     the ``top_k`` modules attending most to the input are active; every module runs its own LSTM or
     GRU cell on its attended input; active modules read from all modules through multi-head
     communication attention (residual); inactive modules keep their state exactly and receive no
-    gradient from the step. The state is an ``(h, c)`` pair of ``(1, batch, num_units * unit_size)``
-    tensors, like ``nn.LSTM``; a GRU cell carries ``c`` through unchanged.
+    gradient from the step. The state is an ``(h, c)`` pair of ``(num_layers, batch, hidden_size)`` tensors, like
+    ``nn.LSTM``'s (:attr:`RIMConfig.hidden_size`: the modules', a dense LSTM's, then the last activity's); a GRU
+    cell carries ``c`` through unchanged.
+
+    Stacked as ``nn.LSTM`` stacks its layers (the RIMs paper stacks them too): layer ``l + 1`` is a RIM of the same
+    options reading layer ``l``'s output (``output_size`` wide), each layer's state is row ``l`` of the state, and
+    in training ``layer_dropout`` drops out each layer's output but the last's. The first layer's parameters are
+    this module's own, so a one-layer RIM's parameter names do not depend on stacking; the others' are under
+    ``upper_layers``.
 
     ``RIM(input_size, RIMConfig(num_units=8))`` and ``RIM(input_size, num_units=8)`` are the same core.
 
     :param input_size: Size of the input features.
     :param config: The options (:class:`RIMConfig`; ``None``: from ``options``, else the defaults).
+    :param num_layers: Number of stacked RIMs (the policy's ``n_lstm_layers``).
+    :param layer_dropout: Dropout on the output of each layer but the last, in training (``nn.LSTM``'s ``dropout``,
+        the policy's ``lstm_kwargs=dict(dropout=...)``), in [0, 1].
     :param options: :class:`RIMConfig`'s fields as keyword arguments, instead of ``config``.
     """
 
-    num_layers = 1
     handles_episode_starts = True  # resets inside its loop (sb3_metarim.meta_rim_ppo.policies passes it episode_starts)
 
-    def __init__(self, input_size: int, config: RIMConfig | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        config: RIMConfig | None = None,
+        *,
+        num_layers: int = 1,
+        layer_dropout: float = 0.0,
+        **options: Any,
+    ) -> None:
         super().__init__()
         if config is not None and not isinstance(config, RIMConfig):
             raise TypeError(f"config={config!r}: must be a RIMConfig, or give the options by keyword (RIM(8, top_k=2))")
         if config is not None and options:
             raise TypeError(f"RIM: give either config or the options {sorted(options)}, not both")
+        check_positive_int("num_layers", num_layers)
+        if isinstance(layer_dropout, bool) or not isinstance(layer_dropout, (int, float)) or not 0 <= layer_dropout <= 1:
+            raise ValueError(f"layer_dropout={layer_dropout!r}: must be a number in [0, 1] (lstm_kwargs' dropout)")
         config = config or RIMConfig(**options)
         self.config = config
+        self.num_layers = num_layers
+        self.layer_dropout = layer_dropout
         self.input_size = input_size
         self.num_units = config.num_units
         self.top_k = config.top_k
@@ -257,7 +377,13 @@ class RIM(nn.Module):
             config.num_units, config.unit_size, config.comm_heads, config.comm_key_size, config.comm_value_size
         )
         self.dense = nn.LSTM(input_size, config.dense_size) if config.dense_size else None
+        self.upper_layers = nn.ModuleList(RIM(config.output_size, config) for _ in range(num_layers - 1))
         self.last_active: th.Tensor | None = None
+
+    @property
+    def layers(self) -> list["RIM"]:
+        """The stack's layers, bottom first, each a one-layer RIM: this module (the first), then ``upper_layers``."""
+        return [self, *self.upper_layers]
 
     @classmethod
     def from_config(cls, input_size: int, config: RIMConfig) -> "RIM":
@@ -274,11 +400,12 @@ class RIM(nn.Module):
         Run a sequence.
 
         :param input: (seq_len, batch, input_size)
-        :param state: ``(h, c)``, each ``(1, batch, hidden_size)``
-        :param episode_starts: optional (seq_len, batch) 0/1 flags: the state is reset to zero
+        :param state: ``(h, c)``, each ``(num_layers, batch, hidden_size)``
+        :param episode_starts: optional (seq_len, batch) 0/1 flags: the state (every layer's) is reset to zero
             before a step whose flag is 1.
-        :return: output (seq_len, batch, output_size) and the final ``(h, c)``.
-            ``self.last_active`` holds the (seq_len, batch, num_units) boolean activity mask.
+        :return: the last layer's output (seq_len, batch, output_size) and the final ``(h, c)``.
+            ``self.last_active`` holds the (seq_len, batch, num_layers * num_units) boolean activity mask, layer by
+            layer (module ``i`` of layer ``l`` is column ``l * num_units + i``).
         """
         return run_rims([self], [input], [state], episode_starts)[0]
 
@@ -388,13 +515,16 @@ def fusable_rims(cores: "Sequence[nn.Module | None]", training: bool) -> bool:
     :param cores: Recurrent cores.
     :param training: Whether they run in training mode.
     :return: whether :func:`run_rims` can run them in one pass with the same results as one by one: distinct
-        :class:`RIM` cores (not subclasses, which may step differently) of one config, without dropout in training
-        (one pass would draw the dropout masks in another order).
+        :class:`RIM` cores (not subclasses, which may step differently) of one config and one number of layers,
+        without dropout in training (one pass would draw the dropout masks in another order).
     """
     if not cores or any(type(core) is not RIM for core in cores) or len({id(core) for core in cores}) < len(cores):
         return False
-    config = cores[0].config
-    return all(core.config == config for core in cores) and not (training and config.dropout > 0.0)
+    first = cores[0]
+    if any(core.config != first.config or core.num_layers != first.num_layers for core in cores):
+        return False
+    dropout = first.config.dropout > 0.0 or any(core.layer_dropout > 0.0 and core.num_layers > 1 for core in cores)
+    return not (training and dropout)
 
 
 def run_rims(
@@ -406,16 +536,61 @@ def run_rims(
     """
     Run ``G`` RIM cores of one config on their own sequences of the same shape in one loop over time, each step on
     the ``G * N`` modules at once (fewer, larger kernels than ``G`` loops: the actor and critic cores of a policy
-    run together). The results are those of ``core(input, state, episode_starts)`` for each core; ``last_active``
-    is set on each core. ``RIM.forward`` is the ``G = 1`` case.
+    run together); stacked cores layer by layer, each layer of the ``G`` cores in one loop. The results are those
+    of ``core(input, state, episode_starts)`` for each core; ``last_active`` is set on each core. ``RIM.forward``
+    is the ``G = 1`` case.
 
-    :param cores: RIMs of one config (:func:`fusable_rims`).
+    :param cores: RIMs of one config and one number of layers (:func:`fusable_rims`).
     :param inputs: each core's input, (seq_len, batch, input_size).
-    :param states: each core's ``(h, c)``, each ``(1, batch, hidden_size)``: the modules', then a dense LSTM's, then
-        the last step's activity (with a ``sticky_bonus``).
+    :param states: each core's ``(h, c)``, each ``(num_layers, batch, hidden_size)``: per layer the modules', then a
+        dense LSTM's, then the last step's activity (with a ``sticky_bonus``).
     :param episode_starts: optional (seq_len, batch) 0/1 flags, shared by the cores: a core's state is reset to
         zero before a step whose flag is 1.
-    :return: per core, its output (seq_len, batch, output_size) and its final ``(h, c)``.
+    :return: per core, its last layer's output (seq_len, batch, output_size) and its final ``(h, c)``.
+    """
+    first = cores[0]
+    for h, c in states:
+        if h.dim() != 3 or (h.shape[0], h.shape[2]) != (first.num_layers, first.hidden_size) or c.shape != h.shape:
+            # The class nn.LSTM raises for a state of the wrong shape.
+            raise RuntimeError(
+                f"state: h of shape {tuple(h.shape)}, c of shape {tuple(c.shape)}: this RIM takes (num_layers, batch, "
+                f"hidden_size) = ({first.num_layers}, batch, {first.hidden_size}) for each"
+            )
+    if first.num_layers == 1:
+        return _run_layer(cores, inputs, states, episode_starts)
+    outputs, layer_states = list(inputs), []
+    for index in range(first.num_layers):
+        if index > 0:
+            # nn.LSTM's dropout: on each layer's output that another layer reads, in training only.
+            outputs = [
+                F.dropout(output, core.layer_dropout) if core.training and core.layer_dropout > 0.0 else output
+                for core, output in zip(cores, outputs, strict=True)
+            ]
+        layer = [core.layers[index] for core in cores]
+        layer_state = [(h[index : index + 1], c[index : index + 1]) for h, c in states]
+        results = _run_layer(layer, outputs, layer_state, episode_starts)
+        outputs = [output for output, _ in results]
+        layer_states.append([state for _, state in results])
+    results = []
+    for index, (core, output) in enumerate(zip(cores, outputs, strict=True)):
+        core.last_active = th.cat([layer.last_active for layer in core.layers], dim=-1)
+        hs, cs = zip(*(states[index] for states in layer_states), strict=True)
+        results.append((output, (th.cat(hs), th.cat(cs))))
+    return results
+
+
+def _run_layer(
+    cores: "Sequence[RIM]",
+    inputs: Sequence[th.Tensor],
+    states: Sequence[tuple[th.Tensor, th.Tensor]],
+    episode_starts: th.Tensor | None,
+) -> list[tuple[th.Tensor, tuple[th.Tensor, th.Tensor]]]:
+    """
+    :func:`run_rims` for one layer of each core: this module's own modules and dense LSTM (a stacked core's upper
+    layers are cores of their own).
+
+    :param states: each core's layer's ``(h, c)``, each ``(1, batch, hidden_size)``.
+    :return: per core, the layer's output and its final ``(h, c)``.
     """
     config = cores[0].config
     widths = (config.modules_size, config.dense_size, config.activity_size)
@@ -730,7 +905,8 @@ class ModuleActivity:
         self.steps += active.shape[0]
 
     def rates(self) -> list[float]:
-        """:return: per module, the fraction of steps it was active (empty without a RIM)."""
+        """:return: per module (a stacked core's layer by layer), the fraction of steps it was active (empty without a
+        RIM)."""
         if self.active_steps is None:
             return []
         return (self.active_steps.float() / max(self.steps, 1)).tolist()
@@ -740,6 +916,6 @@ def active_steps(core: RIM, mask: th.Tensor) -> th.Tensor:
     """
     :param core: A RIM after a forward pass on padded sequences.
     :param mask: (n_seq * max_length,) valid (not padding) steps, in sequence-major order.
-    :return: (valid steps, num_units) which modules were active at each valid step.
+    :return: (valid steps, num_layers * num_units) which modules were active at each valid step, layer by layer.
     """
-    return core.last_active.transpose(0, 1).reshape(-1, core.num_units)[mask]
+    return core.last_active.transpose(0, 1).reshape(-1, core.last_active.shape[-1])[mask]

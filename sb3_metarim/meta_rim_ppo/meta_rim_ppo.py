@@ -55,7 +55,8 @@ class MetaRIMPPO(RecurrentPPO):
     them (``train/approx_kl`` over the last epoch, ``train/loss`` of the last minibatch, the other losses over
     every minibatch), plus ``train/approx_kl_mean`` and ``train/loss_mean`` over every minibatch; the slow
     phase the same under ``train/slow_*``; the fraction of steps each RIM module was active under
-    ``rim/active_rate_unit<i>``; and, on one training minibatch, the fraction of steps whose set of active
+    ``rim/active_rate_unit<i>`` (with ``n_lstm_layers`` RIMs, layer by layer: module ``m`` of layer ``l`` is unit
+    ``l * num_units + m``); and, on one training minibatch, the fraction of steps whose set of active
     modules the update changed under ``rim/active_set_changed`` (hard top-k selection can flip, and a policy
     that relies on it can drop suddenly).
 

@@ -27,15 +27,17 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
     """
     ``RecurrentActorCriticPolicy`` with a RIM (or another registered core) where sb3-contrib puts its ``nn.LSTM``.
 
-    The core's state keeps the LSTM layout ``(1, batch, hidden_size)`` (``num_units * unit_size`` for a RIM,
-    ``ceil(N^2 / 2)`` for MetODS), so ``RecurrentPPO``'s rollout buffer and hidden-state handling work unchanged;
+    The core's state keeps the LSTM layout ``(n_lstm_layers, batch, hidden_size)`` (for a RIM the output's width and
+    the sticky selection's flags, ``RIMConfig.hidden_size``; ``ceil(N^2 / 2)`` for MetODS, one layer), so
+    ``RecurrentPPO``'s rollout buffer and hidden-state handling work unchanged;
     the ``mlp_extractor`` (and the critic's linear layer without a critic core) reads the core's output width,
     its config's ``output_size`` (the state width for a RIM, N for MetODS). The critic has its
     own core, as in ``RecurrentPPO`` (``enable_critic_lstm=True``); ``shared_lstm=True`` shares the
     actor's core (the critic then does not train it) and ``enable_critic_lstm=False`` gives the
     critic no memory. Every ``RecurrentActorCriticPolicy`` argument is accepted; ``lstm_hidden_size`` sets the
     core's total width (:func:`~sb3_metarim.cores.registry.width_options`: the modules and the dense LSTM of a RIM,
-    half each by default, the ``nn.LSTM``'s width for ``"lstm"``, N for MetODS), else the core's options do.
+    half each by default, any width by :meth:`~sb3_metarim.cores.rim.RIMConfig.options_for_width`'s rule, the
+    ``nn.LSTM``'s width for ``"lstm"``, N for MetODS), else the core's options do.
 
     The core's options are the fields of its config class (:func:`~sb3_metarim.cores.core_config_class`):
     :class:`~sb3_metarim.cores.rim.RIMConfig`'s (``num_units``, ``top_k``, ``unit_size``, ``cell``, ...) for ``"rim"``,
@@ -45,8 +47,11 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
     of another core than the chosen one is an error.
     ``recurrent_core="lstm"`` keeps sb3-contrib's own ``nn.LSTM`` (exactly ``RecurrentPPO``'s, ``lstm_hidden_size``
     or ``num_units * unit_size`` wide, 192 by default, configured by ``n_lstm_layers`` and ``lstm_kwargs``); any
-    other core is built by :func:`~sb3_metarim.cores.make_core`, and LSTM-only arguments
-    (``lstm_kwargs``, ``n_lstm_layers`` other than 1) are errors.
+    other core is built by :func:`~sb3_metarim.cores.make_core`. ``n_lstm_layers`` stacks RIMs (and GRUs) as
+    ``nn.LSTM`` stacks layers, and ``lstm_kwargs`` gives them what of ``nn.LSTM``'s arguments has a meaning for them
+    (a RIM: ``dropout``, between layers); MetODS refuses both (``n_lstm_layers`` other than 1). A refused argument
+    is a :class:`~sb3_metarim.common.validation.PolicyArgumentError`, a ``ValueError`` and, as sb3-contrib's own
+    checks of the policy's arguments, an ``AssertionError``.
 
     :param observation_space: Observation space.
     :param action_space: Action space.
@@ -73,9 +78,13 @@ class RIMActorCriticPolicy(RecurrentActorCriticPolicy):
         super().__init__(observation_space, action_space, lr_schedule, lstm_hidden_size=self.core_config.output_size, **kwargs)
         if recurrent_core != LSTM_CORE:
             # The parent built nn.LSTMs (kept for "lstm": RecurrentPPO's core, same initialisation): replace them.
-            self.lstm_actor = make_core(recurrent_core, self.features_dim, **self.core_kwargs)
+            # A core that stacks as nn.LSTM does takes the parent's n_lstm_layers and lstm_kwargs, as its config says.
+            n_layers = self.lstm_hidden_state_shape[0]
+            takes = self.core_config.takes_rnn_arguments
+            rnn_arguments = self.core_config.rnn_arguments(n_layers, self.lstm_kwargs) if takes else {}
+            self.lstm_actor = make_core(recurrent_core, self.features_dim, **self.core_kwargs, **rnn_arguments)
             if self.lstm_critic is not None:
-                self.lstm_critic = make_core(recurrent_core, self.features_dim, **self.core_kwargs)
+                self.lstm_critic = make_core(recurrent_core, self.features_dim, **self.core_kwargs, **rnn_arguments)
             # predict() starts from zeros of this shape: the stored state's width, the core's hidden_size.
             self.lstm_hidden_state_shape = (self.lstm_actor.num_layers, 1, self.lstm_actor.hidden_size)
             # The parent built its optimizer over the LSTM it made: rebuild it over the new core.

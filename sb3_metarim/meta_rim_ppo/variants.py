@@ -1,13 +1,16 @@
 """
 MetaRIMPPO's variants for comparisons: :class:`RIMPPO`, the RIM trained on one timescale (the "modular"
 baseline, rl-zoo3 name ``rim_ppo``), :class:`MetaLSTMPPO`, an LSTM core trained fast and slow (the meta-LSTM
-ablation, ``metalstm_ppo``), and :class:`MetODSPPO`, a MetODS core (self-modifying synapses, Chalvidal et al.
+ablation, ``metalstm_ppo``), :class:`GRUPPO`, a GRU core (``gru_ppo``, by default on one timescale: RecurrentPPO
+with a GRU), and :class:`MetODSPPO`, a MetODS core (self-modifying synapses, Chalvidal et al.
 2022) trained on one timescale as in its paper (``metods_ppo``). Plain SB3 algorithms: loading one needs neither
 rl-zoo3 nor Optuna.
 """
 
 from collections.abc import Sequence
 from typing import Any
+
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_metarim.cores.lstm import LSTM_SLOW_PARAMETERS
 from sb3_metarim.cores.metods import METODS_SLOW_PARAMETERS
@@ -68,6 +71,33 @@ class MetaLSTMPPO(MetaRIMPPO):
         super().__init__(policy, env, slow_parameters=slow_parameters, policy_kwargs=policy_kwargs, meta=True, **kwargs)
 
 
+class GRUPPO(MetaRIMPPO):
+    """
+    A GRU core (rl-zoo3 name ``gru_ppo``): :class:`~sb3_metarim.MetaRIMPPO` with
+    ``policy_kwargs["recurrent_core"] = "gru"`` (:class:`~sb3_metarim.cores.gru.GRUConfig`: ``lstm_hidden_size``
+    wide, ``n_lstm_layers`` stacked, ``lstm_kwargs`` for ``nn.GRU``), trained on one timescale by default, as
+    ``RecurrentPPO`` trains its LSTM. With ``meta=True`` it trains fast and slow, the value function being the slow
+    set (as :class:`MetaLSTMPPO`).
+
+    :param policy: As for ``MetaRIMPPO``.
+    :param env: As for ``MetaRIMPPO``.
+    :param policy_kwargs: As for ``MetaRIMPPO``; ``recurrent_core`` must be ``"gru"`` (the default here).
+    :param meta: ``False`` (default): one timescale; ``True``: fast and slow.
+    :param kwargs: Every other ``MetaRIMPPO`` argument.
+    """
+
+    def __init__(
+        self, policy: Any, env: Any, policy_kwargs: dict[str, Any] | None = None, meta: bool = False, **kwargs: Any
+    ) -> None:
+        policy_kwargs = {"recurrent_core": "gru", **(policy_kwargs or {})}
+        if policy_kwargs["recurrent_core"] != "gru":
+            raise ValueError(
+                f"policy_kwargs['recurrent_core']={policy_kwargs['recurrent_core']!r}: gru_ppo has a GRU core; "
+                "use metarim_ppo for a RIM, metalstm_ppo for an LSTM"
+            )
+        super().__init__(policy, env, policy_kwargs=policy_kwargs, meta=meta, **kwargs)
+
+
 class MetODSPPO(MetaRIMPPO):
     """
     MetODS (rl-zoo3 name ``metods_ppo``): :class:`~sb3_metarim.MetaRIMPPO` with a
@@ -101,3 +131,13 @@ class MetODSPPO(MetaRIMPPO):
                 "use rim_ppo or metarim_ppo for a RIM"
             )
         super().__init__(policy, env, policy_kwargs=policy_kwargs, meta=meta, slow_parameters=slow_parameters, **kwargs)
+
+
+# The package's algorithms by their rl-zoo3 names (the zoo's --algo and the benchmark suites' `algo`).
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
+    "metarim_ppo": MetaRIMPPO,
+    "rim_ppo": RIMPPO,
+    "metalstm_ppo": MetaLSTMPPO,
+    "gru_ppo": GRUPPO,
+    "metods_ppo": MetODSPPO,
+}

@@ -9,6 +9,7 @@ rl-zoo3 has no plugin mechanism: its CLI reads ``rl_zoo3.ALGOS`` and the sampler
 ``metarim_ppo``    :class:`~sb3_metarim.MetaRIMPPO`: a RIM trained fast and slow
 ``rim_ppo``        :class:`RIMPPO`: the RIM trained on one timescale (the "modular" baseline)
 ``metalstm_ppo``   :class:`MetaLSTMPPO`: an LSTM core trained fast and slow, the value function slow (ablation)
+``gru_ppo``        :class:`GRUPPO`: a GRU core, on one timescale (``RecurrentPPO`` with a GRU)
 ``metods_ppo``     :class:`MetODSPPO`: a MetODS core (self-modifying synapses) trained on one timescale
 ``ppo_lstm``       rl-zoo3's own ``RecurrentPPO`` (the LSTM baseline)
 =================  ==========================================================================================
@@ -32,8 +33,9 @@ from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_metarim.common.checkpoints import Checkpoint, ResumableCheckpointCallback, latest_checkpoint
-from sb3_metarim.meta_rim_ppo.meta_rim_ppo import MetaRIMPPO
 from sb3_metarim.meta_rim_ppo.variants import (  # noqa: F401  (importable from here too)
+    ALGORITHMS,
+    GRUPPO,
     META_LSTM_SLOW_PARAMETERS,
     RIMPPO,
     MetaLSTMPPO,
@@ -77,18 +79,13 @@ REQUIRED_KEYS = ("n_timesteps", "policy")
 POLICY_ARGUMENTS = frozenset(("observation_space", "action_space", "lr_schedule"))
 
 
-ZOO_ALGOS: dict[str, type[BaseAlgorithm]] = {
-    "metarim_ppo": MetaRIMPPO,
-    "rim_ppo": RIMPPO,
-    "metalstm_ppo": MetaLSTMPPO,
-    "metods_ppo": MetODSPPO,
-}
+ZOO_ALGOS: dict[str, type[BaseAlgorithm]] = ALGORITHMS
 BASELINE = "ppo_lstm"
 
 
 def register() -> None:
     """
-    Add ``metarim_ppo``, ``rim_ppo``, ``metalstm_ppo`` and ``metods_ppo`` to rl-zoo3's ``ALGOS``, samplers and converters
+    Add our algorithms (:data:`ZOO_ALGOS`) to rl-zoo3's ``ALGOS``, samplers and converters
     (idempotent). Our samplers, and rl-zoo3's ``ppo_lstm`` sampler, merge the sampled ``policy_kwargs`` into
     the yaml's instead of replacing them (see :func:`sb3_metarim.zoo.tuning.zoo_sampler`).
     """
@@ -421,7 +418,7 @@ def make_objective(
     envs and wrappers, reports ``n_evaluations`` evaluations to the pruner and returns the last mean return.
     Failures are handled by :func:`~sb3_metarim.zoo.tuning.record_failures`.
 
-    :param algo: ``"metarim_ppo"``, ``"rim_ppo"``, ``"metalstm_ppo"``, ``"metods_ppo"`` or any rl-zoo3 algorithm.
+    :param algo: One of :data:`ZOO_ALGOS` or any rl-zoo3 algorithm.
     :param env_id: A registered gymnasium id.
     :param n_timesteps: Training steps per trial.
     :param config: The yaml file (``None``: ``zoo_configs/<algo>.yml``).

@@ -175,6 +175,7 @@ SEARCH_SPACES: dict[str, tuple[Callable[[optuna.Trial], dict[str, Any]], ...]] =
     "metarim_ppo": (suggest_ppo, suggest_rim, suggest_meta),
     "rim_ppo": (suggest_ppo, suggest_rim),
     "metalstm_ppo": (suggest_ppo, suggest_core_width, suggest_meta),
+    "gru_ppo": (suggest_ppo, suggest_core_width),
     "metods_ppo": (suggest_ppo, suggest_metods),
 }
 
@@ -206,8 +207,8 @@ def sample_metarim_params(
 
     :param trial: The Optuna trial.
     :param algo: ``"metarim_ppo"`` (PPO, RIM and fast/slow knobs), ``"rim_ppo"`` (PPO and RIM),
-        ``"metalstm_ppo"`` (PPO, core width and fast/slow knobs) or ``"metods_ppo"`` (PPO and MetODS's N, S and
-        plasticity options).
+        ``"metalstm_ppo"`` (PPO, core width and fast/slow knobs), ``"gru_ppo"`` (PPO and core width) or
+        ``"metods_ppo"`` (PPO and MetODS's N, S and plasticity options).
     :param policy_kwargs: Your fixed ``policy_kwargs`` (features extractor, ...); the sampled keys are merged
         into a copy of them, sampled values winning.
     :return: keyword arguments of the algorithm (``learning_rate``, ``n_steps``, ``policy_kwargs``, ...).
