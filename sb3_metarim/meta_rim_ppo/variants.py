@@ -20,6 +20,19 @@ from sb3_metarim.meta_rim_ppo.meta_rim_ppo import MetaRIMPPO
 META_LSTM_SLOW_PARAMETERS = LSTM_SLOW_PARAMETERS
 
 
+def with_core(policy_kwargs: dict[str, Any] | None, core: str, explanation: str) -> dict[str, Any]:
+    """
+    :param policy_kwargs: A variant's ``policy_kwargs``.
+    :param core: The core the variant is made of, ``recurrent_core``'s default there.
+    :param explanation: What the variant is and what to use instead, for the error's message.
+    :return: a copy of ``policy_kwargs`` with ``recurrent_core`` set; a ``ValueError`` if it names another core.
+    """
+    policy_kwargs = {"recurrent_core": core, **(policy_kwargs or {})}
+    if policy_kwargs["recurrent_core"] != core:
+        raise ValueError(f"policy_kwargs['recurrent_core']={policy_kwargs['recurrent_core']!r}: {explanation}")
+    return policy_kwargs
+
+
 class RIMPPO(MetaRIMPPO):
     """
     :class:`~sb3_metarim.MetaRIMPPO` with ``meta=False``: the RIM trained on one timescale, all parameters
@@ -62,12 +75,7 @@ class MetaLSTMPPO(MetaRIMPPO):
     ) -> None:
         if meta is not True:
             raise ValueError(f"meta={meta!r}: metalstm_ppo trains fast and slow (meta=True); use ppo_lstm for one timescale")
-        policy_kwargs = {"recurrent_core": "lstm", **(policy_kwargs or {})}
-        if policy_kwargs["recurrent_core"] != "lstm":
-            raise ValueError(
-                f"policy_kwargs['recurrent_core']={policy_kwargs['recurrent_core']!r}: metalstm_ppo has an LSTM core; "
-                "use metarim_ppo for a RIM"
-            )
+        policy_kwargs = with_core(policy_kwargs, "lstm", "metalstm_ppo has an LSTM core; use metarim_ppo for a RIM")
         super().__init__(policy, env, slow_parameters=slow_parameters, policy_kwargs=policy_kwargs, meta=True, **kwargs)
 
 
@@ -89,12 +97,9 @@ class GRUPPO(MetaRIMPPO):
     def __init__(
         self, policy: Any, env: Any, policy_kwargs: dict[str, Any] | None = None, meta: bool = False, **kwargs: Any
     ) -> None:
-        policy_kwargs = {"recurrent_core": "gru", **(policy_kwargs or {})}
-        if policy_kwargs["recurrent_core"] != "gru":
-            raise ValueError(
-                f"policy_kwargs['recurrent_core']={policy_kwargs['recurrent_core']!r}: gru_ppo has a GRU core; "
-                "use metarim_ppo for a RIM, metalstm_ppo for an LSTM"
-            )
+        policy_kwargs = with_core(
+            policy_kwargs, "gru", "gru_ppo has a GRU core; use metarim_ppo for a RIM, metalstm_ppo for an LSTM"
+        )
         super().__init__(policy, env, policy_kwargs=policy_kwargs, meta=meta, **kwargs)
 
 
@@ -124,12 +129,9 @@ class MetODSPPO(MetaRIMPPO):
         slow_parameters: Sequence[str] = METODS_SLOW_PARAMETERS,
         **kwargs: Any,
     ) -> None:
-        policy_kwargs = {"recurrent_core": "metods", **(policy_kwargs or {})}
-        if policy_kwargs["recurrent_core"] != "metods":
-            raise ValueError(
-                f"policy_kwargs['recurrent_core']={policy_kwargs['recurrent_core']!r}: metods_ppo has a MetODS core; "
-                "use rim_ppo or metarim_ppo for a RIM"
-            )
+        policy_kwargs = with_core(
+            policy_kwargs, "metods", "metods_ppo has a MetODS core; use rim_ppo or metarim_ppo for a RIM"
+        )
         super().__init__(policy, env, policy_kwargs=policy_kwargs, meta=meta, slow_parameters=slow_parameters, **kwargs)
 
 
