@@ -88,6 +88,7 @@ def test_every_invalid_combination_is_a_value_error_naming_the_argument(data):
         # The width goes to the modules and the dense LSTM: the modules take what dense_size leaves, in equal shares.
         width = data.draw(st.integers(2, 24), label="width")
         policy_kwargs.pop("unit_size", None)
+        invalid.discard("unit_size")  # the width sets it now
         policy_kwargs["lstm_hidden_size"] = width
         dense_size = policy_kwargs["dense_size"]
         if "dense_size" not in invalid and (dense_size >= width or (width - dense_size) % num_units):
