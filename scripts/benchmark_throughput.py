@@ -22,7 +22,8 @@ as wide), metarim against lstm alternating as above, then the ``--sweep``s, each
 ``n_envs`` (16 / 64 / 256; the batch grows with it, 8 minibatches per epoch as at 16 envs), ``vec_env`` (DummyVecEnv
 against SubprocVecEnv, one process per env), ``fast_span`` (10 / 20 / 40; lstm trains on whole rollouts whatever it
 is), ``num_units`` (4 / 6 / 8; modules of 16 beside a dense LSTM as wide as they are, lstm as wide as both) and
-``core`` (``paper``: the paper's core, 6 modules of 32 without a dense LSTM, no ``slow_max_kl``; lstm 192 in both).
+``core`` (``paper``: the paper's core, 6 modules of 32 without a dense LSTM, no ``slow_max_kl``; lstm 192 in both) and
+``backward`` (``steps``: metarim's RIMs' gradient by autograd through every step instead of by span).
 ``--device cuda`` runs the models on the GPU. Writes gotolocal_<device>.csv (one row per timed run),
 gotolocal_<device>.md and gotolocal_<device>.png; ``--compare A.csv B.csv`` writes devices.md, the steps/s of the runs
 of two such files side by side (e.g. GPU against CPU).
@@ -31,10 +32,15 @@ of two such files side by side (e.g. GPU against CPU).
 RecurrentPPO with an LSTM of 192, alternating as above, on two of the memory suite's tasks (position-only CartPole and
 RepeatFirst from POPGym) with its settings. Writes defaults.csv, defaults.md and defaults.png.
 
-``--case budget`` says where the time of a GoToLocal rollout goes (the zoo's setting, metarim and lstm, ``--rollouts``
-after a warm-up), from timers around the env's steps, the features extractor's forward and backward, the recurrent
-cores' forward, every ``backward()``, the optimizers' steps, collection and training, and what the cores' share would
-have to become for metarim to reach twice lstm's steps/s. Writes budget.csv and budget.md.
+``--case budget`` says where the time of a GoToLocal rollout goes (the zoo's setting; metarim with its RIMs' gradient
+by span, as the package computes it, and through every step, and lstm; ``--rollouts`` after a warm-up), from timers
+around the env's steps, the features extractor's forward and backward, the recurrent cores' forward, every
+``backward()``, the optimizers' steps, collection and training, and what the cores' share would have to become for
+metarim to reach twice lstm's steps/s. Writes budget.csv and budget.md.
+
+``--case cartpole_novel`` is where a RecurrentPPO user starts: rl-zoo3's tuned RecurrentPPO entry for CartPoleNoVel-v1
+(8 envs x 32 steps, batch 256, 20 epochs, an LSTM of 64), metarim with the class swapped against lstm, alternating
+as above. Writes cartpole_novel.csv and cartpole_novel.md.
 
 Run: ``python scripts/benchmark_throughput.py`` (full: long), ``python scripts/benchmark_throughput.py --quick --out
 /tmp/bench_quick`` (smoke test), or e.g. ``python scripts/benchmark_throughput.py --case gotolocal --sweep core
@@ -45,7 +51,6 @@ import argparse
 import os
 import shlex
 import sys
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -58,7 +63,11 @@ import pandas as pd
 import torch as th
 
 from sb3_metarim.benchmark.throughput import (
+    BACKWARDS,
     BUDGET_STAGES,
+    CARTPOLE_NOVEL,
+    CARTPOLE_NOVEL_N_ENVS,
+    CARTPOLE_NOVEL_PPO,
     CLASSIC_ALGOS,
     GOTOLOCAL,
     GOTOLOCAL_SETTING,
@@ -67,6 +76,8 @@ from sb3_metarim.benchmark.throughput import (
     MEMORY_PPO,
     UNIT_SIZE,
     budget_verdict,
+    cores_matmul_time,
+    make_cartpole_novel_model,
     make_classic_model,
     make_gotolocal_model,
     make_memory_model,
@@ -99,6 +110,7 @@ SWEEPS = {
     "fast_span": (10, 20, 40),
     "num_units": (4, 6, 8),
     "core": ("defaults", "paper"),
+    "backward": BACKWARDS,
 }
 
 
@@ -118,7 +130,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     parser.add_argument(
-        "--case", choices=("classic", "gotolocal", "defaults", "budget"), default="classic", help="see the module docstring"
+        "--case",
+        choices=("classic", "gotolocal", "defaults", "budget", "cartpole_novel"),
+        default="classic",
+        help="see the module docstring",
     )
     parser.add_argument("--sweep", nargs="*", choices=tuple(SWEEPS), default=(), help="gotolocal: settings to vary")
     parser.add_argument("--n-envs-values", type=int, nargs="+", default=SWEEPS["n_envs"], help="gotolocal: n_envs sweep")
@@ -229,7 +244,7 @@ def run_gotolocal(args: argparse.Namespace, command: str) -> None:
         f"slow phase every 2 rollouts; lstm {6 * UNIT_SIZE} units. {args.rollouts} rollouts per timed run, "
         f"{args.repeats} alternating rounds after a one-rollout warm-up.\n\n"
         f"{to_markdown(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
-        f"Command: `{command}` · {datetime.now().isoformat(timespec='seconds')} · {hardware(args.device)}\n"
+        f"Command: `{command}` · {hardware(args.device)}\n"
     )
     (args.out / f"{name}.md").write_text(markdown)
     print(markdown)
@@ -256,30 +271,61 @@ def run_defaults(args: argparse.Namespace, command: str) -> None:
         f"{6 * UNIT_SIZE} units. {args.rollouts} rollouts per timed run, {args.repeats} alternating rounds after a "
         f"one-rollout warm-up.\n\n"
         f"{to_markdown(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
-        f"Command: `{command}` · {datetime.now().isoformat(timespec='seconds')} · {hardware('cpu')}\n"
+        f"Command: `{command}` · {hardware('cpu')}\n"
     )
     (args.out / "defaults.md").write_text(markdown)
     print(markdown)
 
 
 def run_budget(args: argparse.Namespace, command: str) -> None:
-    """metarim and lstm in the zoo's GoToLocal setting, stage by stage; writes budget.csv and budget.md."""
+    """metarim (its RIMs' gradient by span and through every step) and lstm in the zoo's GoToLocal setting, stage by
+    stage; writes budget.csv and budget.md."""
     models = {
-        algo: partial(make_gotolocal_model, algo, **GOTOLOCAL_SETTING, seed=args.seed, device=args.device)
-        for algo in ("metarim", "lstm")
+        f"metarim ({backward})": partial(make_gotolocal_model, "metarim", **GOTOLOCAL_SETTING | dict(backward=backward))
+        for backward in BACKWARDS
     }
-    per_rollout = {algo: rollout_budget(build(), args.rollouts) for algo, build in models.items()}
+    models["lstm"] = partial(make_gotolocal_model, "lstm", **GOTOLOCAL_SETTING)
+    per_rollout = {
+        algo: rollout_budget(build(seed=args.seed, device=args.device), args.rollouts) for algo, build in models.items()
+    }
     table = pd.DataFrame(per_rollout).loc[list(BUDGET_STAGES)].rename_axis("stage (s per rollout)").reset_index()
     table.to_csv(args.out / "budget.csv", index=False)
+    span_model = models["metarim (span)"](seed=args.seed, device=args.device)
+    span_model.learn(2 * span_model.n_envs * span_model.n_steps)
+    floor = cores_matmul_time(span_model, 2)  # a fast and a slow phase; the profiler keeps every kernel's event
     markdown = (
         f"# Where a rollout's time goes on {GOTOLOCAL} (cpu, zoo setting: 16 envs x 128 steps, batch 256, 4 epochs)\n\n"
         f"Seconds per rollout of 2,048 steps, over {args.rollouts} rollouts after a two-rollout warm-up. Stages overlap "
         "(collection holds env steps and forward passes; training holds forward passes, backward and the optimizer "
-        "steps); the cores' backward is every backward pass less the features extractor's.\n\n"
-        f"{to_markdown(table)}\n\n{budget_verdict(per_rollout['metarim'], per_rollout['lstm'])}\n\n"
-        f"Command: `{command}` · {datetime.now().isoformat(timespec='seconds')} · {hardware('cpu')}\n"
+        "steps); the cores' backward is every backward pass less the features extractor's. metarim (span): the RIMs' "
+        "gradient by span (the package's); metarim (steps): autograd through every step.\n\n"
+        f"{to_markdown(table)}\n\n{budget_verdict(per_rollout['metarim (span)'], per_rollout['lstm'])}\n\n"
+        f"Under torch.profiler (over 2 rollouts; it overstates small kernels), metarim (span)'s cores took "
+        f"{floor['cores']:.2f} s per rollout, of which {floor['matmul']:.2f} s in matrix products (bmm, baddbmm, mm and "
+        f"the dense LSTM's fused kernels): {floor['ratio']:.1f}x their matmul floor.\n\n"
+        f"Command: `{command}` · {hardware('cpu')}\n"
     )
     (args.out / "budget.md").write_text(markdown)
+    print(markdown)
+
+
+def run_cartpole_novel(args: argparse.Namespace, command: str) -> None:
+    """metarim against lstm with rl-zoo3's tuned RecurrentPPO entry for CartPoleNoVel-v1; writes cartpole_novel.csv and
+    cartpole_novel.md."""
+    builders = {algo: partial(make_cartpole_novel_model, algo, seed=args.seed) for algo in ("metarim", "lstm")}
+    runs = pd.DataFrame(measure(builders, args.rollouts, args.repeats, env=CARTPOLE_NOVEL))
+    runs.to_csv(args.out / "cartpole_novel.csv", index=False)
+    summary = summarize(runs, "env")
+    ppo = CARTPOLE_NOVEL_PPO
+    markdown = (
+        f"# Training throughput with rl-zoo3's tuned RecurrentPPO entry for {CARTPOLE_NOVEL}, the class swapped\n\n"
+        f"{CARTPOLE_NOVEL_N_ENVS} envs x {ppo['n_steps']} steps (VecNormalize), batch {ppo['batch_size']}, "
+        f"{ppo['n_epochs']} epochs, an LSTM of 64 (metarim: the RIM that width gives, its default fast/slow "
+        f"training); {args.rollouts} rollouts per timed run, {args.repeats} alternating rounds after a one-rollout "
+        f"warm-up.\n\n{to_markdown(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
+        f"Command: `{command}` · {hardware('cpu')}\n"
+    )
+    (args.out / "cartpole_novel.md").write_text(markdown)
     print(markdown)
 
 
@@ -316,6 +362,9 @@ def main() -> None:
         return
     if args.case == "budget":
         run_budget(args, command)
+        return
+    if args.case == "cartpole_novel":
+        run_cartpole_novel(args, command)
         return
 
     runs = run_throughput(args)
@@ -354,10 +403,7 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(args.out / "throughput.png", dpi=120)
 
-    tables.append(
-        f"Command: `{command}` · {datetime.now().isoformat(timespec='seconds')} · "
-        f"torch {th.__version__} · {os.cpu_count()} CPUs"
-    )
+    tables.append(f"Command: `{command}` · torch {th.__version__} · {os.cpu_count()} CPUs")
     markdown = "\n\n".join(tables) + "\n"
     (args.out / "throughput.md").write_text(markdown)
     print(markdown)

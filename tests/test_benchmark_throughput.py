@@ -1,13 +1,14 @@
-"""sb3_metarim.benchmark.throughput: the stage timers of ``--case budget`` and the GoToLocal cores it compares."""
+"""sb3_metarim.benchmark.throughput: the stage timers of ``--case budget`` and the models the cases compare."""
 
 import pytest
 import torch as th
 from gymnasium import spaces
 from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import VecNormalize
 
 from sb3_metarim import MetaRIMPPO
-from sb3_metarim.benchmark.throughput import StageTimer, make_gotolocal_model
+from sb3_metarim.benchmark.throughput import StageTimer, make_cartpole_novel_model, make_gotolocal_model
 from sb3_metarim.cores.rim import RIM
 from sb3_metarim.meta_rim_ppo import policies
 
@@ -80,3 +81,21 @@ def test_gotolocal_default_core_is_as_wide_as_the_lstm(num_units, unit_size, den
     assert lstm.policy.lstm_actor.hidden_size == config.output_size
     paper = make_gotolocal_model("metarim", core="paper", **setting).policy.lstm_actor.config
     assert (paper.unit_size, paper.dense_size) == (32, 0)
+
+
+def test_gotolocal_backward_setting_switches_every_rim_of_the_model():
+    setting = dict(n_envs=2, vec_env="dummy", fast_span=20, num_units=6, core="defaults", seed=0, device="cpu")
+    for backward, span in (("span", True), ("steps", False)):
+        model = make_gotolocal_model("metarim", backward=backward, **setting)
+        rims = [module for module in model.policy.modules() if isinstance(module, RIM)]
+        assert len(rims) == 2 and all(rim.span_backward is span for rim in rims)
+    assert RIM.span_backward is True  # the class's default is left alone
+
+
+def test_cartpole_novel_models_take_rl_zoo3s_tuned_settings():
+    for algo, cls in (("metarim", MetaRIMPPO), ("lstm", RecurrentPPO)):
+        model = make_cartpole_novel_model(algo)
+        assert type(model) is cls and isinstance(model.env, VecNormalize) and model.n_envs == 8
+        assert (model.n_steps, model.batch_size, model.n_epochs, model.gae_lambda, model.gamma) == (32, 256, 20, 0.8, 0.98)
+        assert model.learning_rate(1.0) == pytest.approx(1e-3) and model.learning_rate(0.5) == pytest.approx(5e-4)
+        assert model.policy.lstm_hidden_state_shape[-1] >= 64

@@ -7,11 +7,14 @@ Training throughput of MetaRIMPPO against its baselines (needs the ``minigrid`` 
   core (:data:`PAPER_CORE`), on a MiniGrid env (``ImgObsWrapper``) or a classic control one.
 - :func:`make_gotolocal_model`: ``metarim`` or ``lstm`` on BabyAI-GoToLocal-v0 with the mission and the zoo's
   settings (:data:`GOTOLOCAL_PPO`, :data:`GOTOLOCAL_META`); the RIM the package's default core or the paper's.
+- :func:`make_cartpole_novel_model`: ``metarim`` or ``lstm`` with rl-zoo3's tuned RecurrentPPO entry for
+  CartPoleNoVel-v1, the class swapped.
 - :func:`make_memory_model`: ``MetaRIMPPO("MlpPolicy", env)`` with its defaults, or ``lstm``, with the memory suite's
   settings (:data:`MEMORY_PPO`) on a POPGym task.
 - :func:`measure`: builds and warms up each model (one rollout), then times rounds alternating them, each a ``learn``
   of some rollouts split into collection and training (:class:`RolloutTimer`); :func:`summarize` gives the medians
   and the ratios to lstm.
+- :func:`cores_matmul_time`: the RIM cores' time against their matrix products', under the profiler.
 - :class:`StageTimer` and :func:`rollout_budget`: where a rollout's time goes (env steps, features extractor, recurrent
   cores, backward, optimizer steps); :func:`budget_verdict` says what the cores' share would have to become for
   metarim to reach twice lstm's steps/s.
@@ -23,6 +26,7 @@ Training throughput of MetaRIMPPO against its baselines (needs the ``minigrid`` 
     print(summarize(runs, "setting"))
 """
 
+import bisect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +40,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
+from torch import nn
 
 from sb3_metarim.common.torch_layers import MiniGridFeaturesExtractor
 from sb3_metarim.cores.rim import RIM
@@ -59,7 +64,17 @@ GOTOLOCAL = "BabyAI-GoToLocal-v0"
 GOTOLOCAL_PPO = dict(n_steps=128, n_epochs=4, learning_rate=1e-3, gamma=0.99, gae_lambda=0.95, ent_coef=0.01)
 GOTOLOCAL_META = dict(fast_span=20, slow_interval=2, slow_n_epochs=1, slow_learning_rate=1e-4)
 # The zoo's setting: the arguments of make_gotolocal_model that the benchmark's sweeps vary.
-GOTOLOCAL_SETTING = dict(n_envs=16, vec_env="dummy", fast_span=20, num_units=6, core="defaults")
+GOTOLOCAL_SETTING = dict(n_envs=16, vec_env="dummy", fast_span=20, num_units=6, core="defaults", backward="span")
+# How a RIM's gradient is computed (RIM.span_backward): one autograd node per span, or autograd through every step.
+BACKWARDS = ("span", "steps")
+CARTPOLE_NOVEL = "CartPoleNoVel-v1"
+# rl-zoo3's tuned RecurrentPPO entry for CartPoleNoVel-v1 (its hyperparams/ppo_lstm.yml: normalized, 8 envs, learning
+# rate and clip range decaying linearly from 1e-3 and 0.2), for both algorithms, the class swapped.
+CARTPOLE_NOVEL_N_ENVS = 8
+CARTPOLE_NOVEL_PPO = dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0)
+CARTPOLE_NOVEL_POLICY = dict(
+    ortho_init=False, activation_fn=nn.ReLU, lstm_hidden_size=64, enable_critic_lstm=True, net_arch=dict(pi=[64], vf=[64])
+)
 MINIBATCHES_PER_EPOCH = 8  # 16 envs x 128 steps / batch 256
 # The memory suite's settings (sb3_metarim/benchmark/suites/memory.yml) and two of its tasks.
 MEMORY_ENVS = ("popgym-RepeatFirstEasy-v0", "popgym-PositionOnlyCartPoleEasy-v0")
@@ -131,6 +146,7 @@ def make_gotolocal_model(
     fast_span: int,
     num_units: int,
     core: str,
+    backward: str = "span",
     seed: int = 0,
     device: str = "cpu",
 ) -> BaseAlgorithm:
@@ -142,6 +158,8 @@ def make_gotolocal_model(
     :param num_units: RIM modules.
     :param core: metarim's core: ``"defaults"`` (the package's: modules of 16 beside a dense LSTM as wide as they are
         together, ``slow_max_kl`` 0.05) or ``"paper"`` (:data:`PAPER_CORE`, no ``slow_max_kl``).
+    :param backward: metarim's RIMs' gradient (:data:`BACKWARDS`): ``"span"``, the package's, or ``"steps"``,
+        autograd through every step (``RIM.span_backward = False``).
     :param seed: Seed of the envs and the model.
     :param device: Torch device of the model.
     :return: the model on BabyAI-GoToLocal-v0 with the mission (:func:`grid_wrappers`, ``MiniGridFeaturesExtractor``)
@@ -162,7 +180,35 @@ def make_gotolocal_model(
         meta |= dict(slow_max_kl=None)
     else:  # the default split of the width: half to the modules (6 of 16 at 192), half to the dense LSTM
         rim |= dict(lstm_hidden_size=num_units * UNIT_SIZE)
-    return MetaRIMPPO("MultiInputPolicy", env, policy_kwargs=rim, **meta, **common)
+    model = MetaRIMPPO("MultiInputPolicy", env, policy_kwargs=rim, **meta, **common)
+    for module in model.policy.modules():
+        if isinstance(module, RIM):
+            module.span_backward = backward == "span"
+    return model
+
+
+def make_cartpole_novel_model(algo: str, seed: int = 0) -> BaseAlgorithm:
+    """
+    :param algo: ``"metarim"`` (MetaRIMPPO) or ``"lstm"`` (RecurrentPPO).
+    :param seed: Seed of the envs and the model.
+    :return: the model with rl-zoo3's tuned RecurrentPPO settings for CartPoleNoVel-v1 (:data:`CARTPOLE_NOVEL_PPO`,
+        :data:`CARTPOLE_NOVEL_POLICY`), on the CPU: what a RecurrentPPO user gets by swapping the class.
+    """
+    import rl_zoo3.import_envs  # noqa: F401  (registers CartPoleNoVel-v1)
+    from rl_zoo3.utils import linear_schedule
+
+    env = VecNormalize(make_vec_env(CARTPOLE_NOVEL, n_envs=CARTPOLE_NOVEL_N_ENVS, seed=seed))
+    common = dict(
+        CARTPOLE_NOVEL_PPO,
+        learning_rate=linear_schedule(1e-3),
+        clip_range=linear_schedule(0.2),
+        policy_kwargs=CARTPOLE_NOVEL_POLICY,
+        seed=seed,
+        device="cpu",
+    )
+    if algo == "lstm":
+        return RecurrentPPO("MlpLstmPolicy", env, **common)
+    return MetaRIMPPO("MlpPolicy", env, **common)
 
 
 def make_memory_model(algo: str, env_id: str, seed: int = 0) -> BaseAlgorithm:
@@ -407,3 +453,45 @@ def budget_verdict(meta: dict[str, float], lstm: dict[str, float]) -> str:
             else "have to take no time at all, and that would not be enough."
         )
     )
+
+
+# The matrix products of the cores' kernels: the batched products of the RIM's modules and attention, and the dense
+# LSTM's fused forward and backward (oneDNN), whose time is its matrix products.
+MATMUL_KERNELS = frozenset(
+    ("aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm", "aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward")
+)
+
+
+def cores_matmul_time(model: MetaRIMPPO, rollouts: int) -> dict[str, float]:
+    """
+    The RIM cores' time against their matrix products' (their floor: a core cannot run faster than its products),
+    under ``torch.profiler`` (which adds a microsecond or two to every kernel, so it overstates the small kernels' share).
+
+    :param model: MetaRIMPPO with its RIMs' gradient by span, warmed up.
+    :param rollouts: Rollouts to profile.
+    :return: seconds per rollout: ``cores`` (the cores' forward, collection and training, and their span's backward)
+        and ``matmul`` (the matrix products inside them), and ``ratio`` = cores / matmul.
+    """
+    inner = policies.run_rims
+
+    def marked(*args: Any, **kwargs: Any) -> Any:
+        with th.profiler.record_function("recurrent cores"):
+            return inner(*args, **kwargs)
+
+    policies.run_rims = marked
+    try:
+        with th.profiler.profile() as profiler:
+            model.learn(rollouts * model.n_envs * model.n_steps, reset_num_timesteps=False)
+    finally:
+        policies.run_rims = inner
+    events = profiler.events()
+    spans = sorted((e.time_range.start, e.time_range.end) for e in events if e.name in ("recurrent cores", "RIMSpanBackward"))
+    starts = [start for start, _ in spans]
+
+    def in_cores(event: Any) -> bool:
+        index = bisect.bisect_right(starts, event.time_range.start) - 1
+        return index >= 0 and event.time_range.end <= spans[index][1]
+
+    cores_us = sum(end - start for start, end in spans)
+    matmul_us = sum(e.self_cpu_time_total for e in events if e.name in MATMUL_KERNELS and in_cores(e))
+    return dict(cores=cores_us / 1e6 / rollouts, matmul=matmul_us / 1e6 / rollouts, ratio=cores_us / matmul_us)

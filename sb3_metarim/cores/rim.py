@@ -12,6 +12,7 @@ from torch import nn
 
 from sb3_metarim.common.validation import check_positive_int
 from sb3_metarim.cores.options import CoreOptions, split_over_units
+from sb3_metarim.cores.rim_span import SpanOptions, run_span
 
 RIM_CELLS = ("lstm", "gru")
 RIM_SELECTIONS = ("hard", "straight_through")
@@ -334,6 +335,10 @@ class RIM(nn.Module):
     """
 
     handles_episode_starts = True  # resets inside its loop (sb3_metarim.meta_rim_ppo.policies passes it episode_starts)
+    # The modules over a span as one autograd node with a hand-written backward (sb3_metarim.cores.rim_span), where
+    # it applies (no attention dropout in training, the "hard" selection); False: autograd through every step, the
+    # same results, for debugging. Set it on the first core of those run together (the actor's).
+    span_backward = True
 
     def __init__(
         self,
@@ -379,6 +384,22 @@ class RIM(nn.Module):
         self.dense = nn.LSTM(input_size, config.dense_size) if config.dense_size else None
         self.upper_layers = nn.ModuleList(RIM(config.output_size, config) for _ in range(num_layers - 1))
         self.last_active: th.Tensor | None = None
+
+    def span_options(self, cores: int) -> SpanOptions:
+        """:return: what :func:`sb3_metarim.cores.rim_span.run_span` needs of the options, for ``cores`` cores run
+        together."""
+        config = self.config
+        return SpanOptions(
+            cores=cores,
+            num_units=config.num_units,
+            top_k=config.top_k,
+            lstm_cell=config.cell == "lstm",
+            sticky_bonus=config.sticky_bonus,
+            sticky_spread=self.sticky_spread,
+            heads=config.comm_heads,
+            comm_key_size=config.comm_key_size,
+            comm_value_size=config.comm_value_size,
+        )
 
     @property
     def layers(self) -> list["RIM"]:
@@ -484,6 +505,10 @@ class StackedWeights:
     input_weight: th.Tensor
     input_bias: th.Tensor | None
     communication: tuple[th.Tensor, th.Tensor, th.Tensor]
+
+    def tensors(self) -> tuple[th.Tensor | None, ...]:
+        """:return: the weights in :func:`sb3_metarim.cores.rim_span.run_span`'s order."""
+        return (self.hidden_weight, self.hidden_bias, self.input_weight, self.input_bias, *self.communication)
 
     @classmethod
     def of(cls, cores: "Sequence[RIM]") -> "StackedWeights":
@@ -650,19 +675,14 @@ def _run_modules(
         keep = (1.0 - episode_starts).view(seq_len, 1, batch, 1)
     weights = StackedWeights.of(cores)
     dropout = first.dropout if first.training else 0.0
-
-    outputs, actives = [], []
-    for t in range(seq_len):
-        if keep is not None:
-            h, c = h * keep[t], c * keep[t]
-            previous = None if previous is None else previous * keep[t, 0, :, 0]
-        h, c, active = first._step(keys[t], values[t], h, c, weights, dropout, previous)
-        previous = None if previous is None else active.to(h.dtype)
-        outputs.append(h)
-        actives.append(active)
+    if first.span_backward and dropout == 0.0 and not first.straight_through:
+        output, h, c, active, previous = run_span(
+            first.span_options(num_cores), keys, values, h, c, previous, keep, weights.tensors()
+        )
+    else:
+        output, h, c, active, previous = _run_steps(first, keys, values, h, c, previous, keep, weights, dropout)
     # (seq_len, G, N, batch, d) and (seq_len, G, N, batch): split per core back into nn.LSTM's layouts.
-    output = th.stack(outputs).view(seq_len, num_cores, num_units, batch, unit_size)
-    active = th.stack(actives)
+    output = output.view(seq_len, num_cores, num_units, batch, unit_size)
     h, c = h.view(num_cores, num_units, batch, unit_size), c.view(num_cores, num_units, batch, unit_size)
     results = []
     for index, core in enumerate(cores):
@@ -671,6 +691,34 @@ def _run_modules(
         activity = None if previous is None else previous[index].t().unsqueeze(0)
         results.append((core_output, (_to_layer_layout(h[index]), _to_layer_layout(c[index])), activity))
     return results
+
+
+def _run_steps(
+    core: "RIM",
+    keys: th.Tensor,
+    values: th.Tensor,
+    h: th.Tensor,
+    c: th.Tensor,
+    previous: th.Tensor | None,
+    keep: th.Tensor | None,
+    weights: "StackedWeights",
+    dropout: float,
+) -> tuple[th.Tensor, th.Tensor, th.Tensor, th.Tensor, th.Tensor | None]:
+    """
+    :func:`sb3_metarim.cores.rim_span.run_span`'s results (its arguments the same), step by step through
+    :meth:`RIM._step` with autograd at every step: the path for attention dropout, the straight-through selection and
+    ``span_backward=False``.
+    """
+    outputs, actives = [], []
+    for t in range(keys.shape[0]):
+        if keep is not None:
+            h, c = h * keep[t], c * keep[t]
+            previous = None if previous is None else previous * keep[t, 0, :, 0]
+        h, c, active = core._step(keys[t], values[t], h, c, weights, dropout, previous)
+        previous = None if previous is None else active.to(h.dtype)
+        outputs.append(h)
+        actives.append(active)
+    return th.stack(outputs), h, c, th.stack(actives), previous
 
 
 def _run_lstm(
