@@ -1,3 +1,4 @@
+from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
@@ -23,12 +24,27 @@ def cue_env():
     return make_vec_env("sb3_metarim/CueMemory-v0", n_envs=2, seed=0)
 
 
-@pytest.fixture
-def postgres_url():
+def throwaway_postgres(password: str | None = None) -> Iterator[str]:
     """A throwaway PostgreSQL server's URL (the test is skipped, saying why, when none can be started)."""
     with ExitStack() as stack:
         try:
-            url = stack.enter_context(postgres_server())
+            url = stack.enter_context(postgres_server(password))
         except Unavailable as reason:
             pytest.skip(f"no PostgreSQL server could be started: {reason}")
         yield url
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway PostgreSQL server's URL, trust authentication."""
+    yield from throwaway_postgres()
+
+
+# The password of postgres_password_url's server: distinctive, so that a search for it finds only leaks.
+POSTGRES_PASSWORD = "pw-7Hq2-leak-probe"
+
+
+@pytest.fixture
+def postgres_password_url():
+    """A throwaway PostgreSQL server's URL with its password (POSTGRES_PASSWORD), which it requires."""
+    yield from throwaway_postgres(POSTGRES_PASSWORD)

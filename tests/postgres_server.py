@@ -1,6 +1,6 @@
 """
 A throwaway PostgreSQL server for the tests: ``initdb`` in a temporary folder, ``pg_ctl start`` on a free local
-port (127.0.0.1 only, trust authentication), stopped and deleted afterwards.
+port (127.0.0.1 only, trust authentication, or a password on TCP), stopped and deleted afterwards.
 
 It uses Debian's server binaries (package ``postgresql``: ``/usr/lib/postgresql/<version>/bin``, which
 ``.ci/services.sh`` installs). PostgreSQL refuses to run as root, so as root it runs them as the ``postgres``
@@ -65,10 +65,11 @@ def run(command: list[str], what: str) -> None:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
+def postgres_server(password: str | None = None) -> Iterator[str]:
     """
     Start a server; yield its SQLAlchemy URL (``postgresql+psycopg2://postgres@127.0.0.1:<port>/postgres``).
 
+    :param password: The ``postgres`` user's password, required on TCP connections (in the URL); ``None``: none.
     :raise Unavailable: when no server can be started here.
     """
     try:
@@ -84,12 +85,21 @@ def postgres_server() -> Iterator[str]:
         os.chown(folder, user.pw_uid, user.pw_gid)
     port = free_port()
     try:
-        run([*prefix, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"], "initdb")
+        authentication = ["-A", "trust"]
+        if password is not None:
+            password_file = folder / "password"
+            password_file.write_text(password + "\n")
+            if prefix:
+                os.chown(password_file, user.pw_uid, user.pw_gid)
+            authentication = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={password_file}"]
+        initdb = [str(binaries / "initdb"), "-D", str(data), "-U", "postgres", *authentication, "--no-sync"]
+        run([*prefix, *initdb], "initdb")
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
         log = folder / "server.log"
         run([*prefix, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"], "pg_ctl start")
         try:
-            yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+            credentials = "postgres" if password is None else f"postgres:{password}"
+            yield f"postgresql+psycopg2://{credentials}@127.0.0.1:{port}/postgres"
         finally:
             subprocess.run(
                 [*prefix, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True

@@ -22,6 +22,7 @@ import yaml
 from optuna.trial import TrialState
 from rl_zoo3 import ALGOS
 from rl_zoo3.hyperparams_opt import HYPERPARAMS_SAMPLER
+from sqlalchemy.engine import make_url
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
 
@@ -35,11 +36,15 @@ from sb3_metarim.zoo.tuning import (
     INTERRUPTED_ATTR,
     RETRY_OF_ATTR,
     base_policy_kwargs,
+    masked_storage,
     open_storage,
     record_failures,
     sample_metarim_params,
+    storage_without_password,
     write_study_report,
 )
+
+from .conftest import POSTGRES_PASSWORD
 
 REPO = Path(__file__).resolve().parents[1]
 CUE = "sb3_metarim/CueMemory-v0"
@@ -373,3 +378,70 @@ def test_metods_ppo_runs_a_rollout_from_its_config_and_samples_its_core(tmp_path
     assert set(params["policy_kwargs"]) >= {"num_neurons", "recursions", "plasticity", "write_projection", "w0", "net_arch"}
     sampled = params["policy_kwargs"]
     MetODSConfig(**{key: sampled[key] for key in MetODSConfig.option_names() if key in sampled}).validate()
+
+
+@pytest.mark.parametrize("driver", ["postgresql", "postgresql+psycopg", "postgresql+psycopg2"])
+def test_a_study_on_a_password_protected_server_leaves_the_password_nowhere(postgres_password_url, driver, tmp_path):
+    """The URL as users write it, password inside, in each driver form: the tuning run works, and the password is in
+    no line it prints and no file under the log folder (ours and rl-zoo3's: its arguments, command, pickled study)."""
+    url = make_url(postgres_password_url).set(drivername=driver)
+    storage, name = url.render_as_string(hide_password=False), f"secret_{driver.replace('+', '_')}"
+    result = train(
+        "--algo",
+        "rim_ppo",
+        *OPTIMIZE,
+        *SHORT_TRIAL,
+        "--n-trials",
+        "1",
+        "--storage",
+        storage,
+        "--study-name",
+        name,
+        cwd=tmp_path,
+    )
+    assert POSTGRES_PASSWORD not in result.stdout + result.stderr
+    files = [path for path in (tmp_path / "logs").rglob("*") if path.is_file()]
+    assert any(path.suffix == ".pkl" for path in files) and any(path.name.endswith("_report.md") for path in files)
+    assert [path for path in files if POSTGRES_PASSWORD.encode() in path.read_bytes()] == []
+    assert len(optuna.load_study(storage=storage, study_name=name).trials) == 1  # it ran on that server
+
+
+def test_the_storage_url_from_an_environment_variable(postgres_password_url, tmp_path, monkeypatch):
+    """``--storage env:NAME``: the URL (password included) stays out of the command line and the log folder."""
+    monkeypatch.setenv("STUDY_URL", postgres_password_url)
+    result = train(
+        "--algo",
+        "rim_ppo",
+        *OPTIMIZE,
+        *SHORT_TRIAL,
+        "--n-trials",
+        "1",
+        "--storage",
+        "env:STUDY_URL",
+        "--study-name",
+        "from_env",
+        cwd=tmp_path,
+    )
+    assert POSTGRES_PASSWORD not in result.stdout + result.stderr
+    assert [
+        path for path in (tmp_path / "logs").rglob("*") if path.is_file() and POSTGRES_PASSWORD.encode() in path.read_bytes()
+    ] == []
+    assert len(optuna.load_study(storage=postgres_password_url, study_name="from_env").trials) == 1
+
+
+def test_storage_without_password(monkeypatch):
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    assert storage_without_password("logs/study.log") == "logs/study.log"
+    assert storage_without_password("sqlite:///study.db") == "sqlite:///study.db"
+    assert storage_without_password("postgresql://bench:s3cret@db:5432/studies") == "postgresql://bench@db:5432/studies"
+    assert os.environ["PGPASSWORD"] == "s3cret"
+    monkeypatch.setenv("STUDY_URL", "postgresql+psycopg://bench:other@db/studies")
+    assert storage_without_password("env:STUDY_URL") == "postgresql+psycopg://bench@db/studies"
+    assert os.environ["PGPASSWORD"] == "other"
+    with pytest.raises(ValueError, match="'NO_SUCH_VARIABLE' is not set"):
+        storage_without_password("env:NO_SUCH_VARIABLE")
+    with pytest.raises(ValueError, match=r"mysql://bench:\*\*\*@db/studies: a password in a mysql URL") as error:
+        storage_without_password("mysql://bench:s3cret@db/studies")
+    assert "s3cret" not in str(error.value)
+    assert masked_storage("postgresql://bench:s3cret@db/studies") == "postgresql://bench:***@db/studies"
+    assert masked_storage("logs/study.log") == "logs/study.log"

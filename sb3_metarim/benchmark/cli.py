@@ -21,18 +21,17 @@ they fine-tune (``init_from``): rerun it once those are finished.
 
 import argparse
 import dataclasses
-import os
 import shlex
 import sys
-import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
-import torch as th
-
-from sb3_metarim.benchmark.runner import Checkpoint, run, run_state
+from sb3_metarim.benchmark.runner import Checkpoint, run_safely, run_state, set_threads
 from sb3_metarim.benchmark.spec import RunSpec, load_suite, parse_shard, shard
+
+# --ray without an address: a Ray started for the call on this machine.
+LOCAL_RAY = "local"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"report: {report}")
         return 0
+    if args.ray is not None:
+        from sb3_metarim.benchmark.cluster import run_grid_on_ray  # Ray only when asked for (the `cluster` extra)
+
+        address = None if args.ray == LOCAL_RAY else args.ray
+        ended = run_grid_on_ray(runs, args.runs, address, args.num_threads, args.device, args.verbose)
+        states = [_report(index, len(runs), spec, args.runs, state, error) for index, (spec, state, error) in enumerate(ended)]
+        return _exit_code(states)
     return run_grid(runs, args.runs, args.workers, args.num_threads, args.device, args.verbose)
 
 
@@ -76,29 +82,23 @@ def run_grid(runs: list[RunSpec], runs_root: Path, workers: int, num_threads: in
     """
     states = []
     if workers == 1:
-        _set_threads(num_threads)
+        set_threads(num_threads)
         for index, spec in enumerate(runs):
-            states.append(_report(index, len(runs), spec, runs_root, *_run_safely(spec, runs_root, device, verbose)))
+            states.append(_report(index, len(runs), spec, runs_root, *run_safely(spec, runs_root, device, verbose)))
     else:
         context = get_context("spawn")  # fresh interpreters: no torch state shared with the parent
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_threads, initargs=(num_threads,)) as pool:
-            futures = {pool.submit(_run_safely, spec, runs_root, device, verbose): spec for spec in runs}
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=set_threads, initargs=(num_threads,)) as pool:
+            futures = {pool.submit(run_safely, spec, runs_root, device, verbose): spec for spec in runs}
             for index, future in enumerate(as_completed(futures)):
                 states.append(_report(index, len(runs), futures[future], runs_root, *future.result()))
+    return _exit_code(states)
+
+
+def _exit_code(states: list[str]) -> int:
+    """:return: 1 if a run failed, else 2 if one waits for the run it fine-tunes, else 0."""
     if "failed" in states:
         return 1
     return 2 if "waiting" in states else 0
-
-
-def _run_safely(spec: RunSpec, runs_root: Path, device: str, verbose: int) -> tuple[str, str]:
-    try:
-        return run(spec, runs_root, device=device, verbose=verbose), ""
-    except Exception:
-        error = traceback.format_exc()
-        folder = spec.folder(runs_root)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "error.txt").write_text(error)
-        return "failed", error
 
 
 def _state_detail(spec: RunSpec, runs_root: Path, state: str) -> str:
@@ -120,11 +120,6 @@ def _report(index: int, total: int, spec: RunSpec, runs_root: Path, state: str, 
     return state
 
 
-def _set_threads(num_threads: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(num_threads)
-    th.set_num_threads(num_threads)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sb3_metarim.benchmark", description=__doc__.strip().splitlines()[0])
     parser.add_argument("command", choices=("run", "aggregate", "list"))
@@ -143,5 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     candidate_help = "aggregate: the variant the verdict table checks (default: the suite's first)"
     parser.add_argument("--candidate", help=candidate_help)
     parser.add_argument("--baseline", default="ppo_lstm", help="aggregate: the variant it is checked against")
+    ray_help = (
+        "run: every run a task on a Ray cluster: ADDRESS ('auto', 'host:port'), or none for a Ray started for the call; "
+        "--runs must then be a path every node reaches"
+    )
+    parser.add_argument("--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS", help=ray_help)
     parser.add_argument("--verbose", type=int, default=0)
     return parser

@@ -30,6 +30,7 @@ import os
 import platform
 import subprocess
 import time
+import traceback
 import zipfile
 from dataclasses import replace
 from functools import partial
@@ -133,6 +134,32 @@ def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str
     if resumed:
         return "resumed"
     return "trained" if init_folder is None else "fine-tuned"
+
+
+def run_safely(spec: RunSpec, runs_root: Path, device: str, verbose: int, num_threads: int | None = None) -> tuple[str, str]:
+    """
+    :func:`run`, its failure caught: the grid's runners call it (in a process of their pool, or as a Ray task).
+
+    :param num_threads: Torch threads to set first (``None``: leave them).
+    :return: the run's state (:func:`run`'s, or ``"failed"``) and the traceback of its failure (kept in its folder's
+        ``error.txt``), else an empty string.
+    """
+    if num_threads is not None:
+        set_threads(num_threads)
+    try:
+        return run(spec, runs_root, device=device, verbose=verbose), ""
+    except Exception:
+        error = traceback.format_exc()
+        folder = spec.folder(runs_root)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "error.txt").write_text(error)
+        return "failed", error
+
+
+def set_threads(num_threads: int) -> None:
+    """Torch threads (and OpenMP's, for what starts later) of this process."""
+    os.environ["OMP_NUM_THREADS"] = str(num_threads)
+    th.set_num_threads(num_threads)
 
 
 def run_state(spec: RunSpec, root: Path) -> str:

@@ -50,6 +50,7 @@ from sb3_metarim.zoo.tuning import (
     default_storage,
     default_study_name,
     fail_dead_workers_trials,
+    masked_storage,
     merge_policy_kwargs,
     open_storage,
     record_failures,
@@ -308,7 +309,7 @@ class ZooExperimentManager(ExperimentManager):
             return self.load_trial(self.storage, self.study_name, trial_id)
         except IndexError as error:
             raise ValueError(
-                f"--trial-id {trial_id}: study {self.study_name!r} in {self.storage} has no such trial"
+                f"--trial-id {trial_id}: study {self.study_name!r} in {masked_storage(self.storage)} has no such trial"
             ) from error
 
     def _preprocess_hyperparams(self, hyperparams: dict[str, Any]) -> tuple[dict[str, Any], Any, list[BaseCallback], Any]:
@@ -337,7 +338,7 @@ class ZooExperimentManager(ExperimentManager):
     def hyperparameters_optimization(self) -> None:
         storage = open_storage(self.storage, self.heartbeat_interval, self.grace_period)
         study = optuna.create_study(storage=storage, study_name=self.study_name, direction="maximize", load_if_exists=True)
-        print(f"Study {self.study_name!r} in {self.storage}: {len(study.trials)} trials so far")
+        print(f"Study {self.study_name!r} in {masked_storage(self.storage)}: {len(study.trials)} trials so far")
         fail_dead_workers_trials(study)
         requeue_interrupted(study)
         retried = waiting_retries(study)
@@ -355,7 +356,7 @@ class ZooExperimentManager(ExperimentManager):
         if write_report:
             train_command = (
                 f"python -m sb3_metarim.zoo.train --algo {self.algo} --env {self.env_name.gym_id} -conf {self.config} "
-                f"--storage {self.storage} --study-name {self.study_name}"
+                f"--storage {masked_storage(self.storage)} --study-name {self.study_name}"
             )
             report = write_study_report(study, Path(self.log_folder) / self.algo, self.storage, train_command)
             print(f"Study report: {report}")

@@ -18,6 +18,7 @@ that ``--optimize`` runs, for your own loop, is :func:`sb3_metarim.zoo.experimen
 import inspect
 import logging
 import math
+import os
 import threading
 import time
 import traceback
@@ -37,12 +38,18 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, TrialState
 from rl_zoo3.hyperparams_opt import convert_onpolicy_params
+from sqlalchemy.engine import URL, make_url
 
 from sb3_metarim.cores.registry import core_option_owners
 
 logger = logging.getLogger(__name__)
 
 ZooSampler = Callable[[optuna.Trial, int, int, dict], dict[str, Any]]
+
+# `--storage env:NAME`: the study's URL is in the environment variable NAME (not in the command line).
+STORAGE_FROM_ENV = "env:"
+# Where libpq (psycopg 2 and 3) reads a PostgreSQL password that is not in the URL.
+PASSWORD_VARIABLE = "PGPASSWORD"
 
 # Trial user attributes written by this module.
 ERROR_ATTR = "error"
@@ -381,6 +388,47 @@ def default_study_name(algo: str, env_id: str) -> str:
     return f"{algo}_{env_id}"
 
 
+def masked_storage(storage: str) -> str:
+    """
+    :param storage: A journal file path or a database URL.
+    :return: it as we print and write it: a database URL with its password hidden (``***``), anything else as is.
+    """
+    if "://" not in storage:
+        return storage
+    return make_url(storage).render_as_string(hide_password=True)
+
+
+def storage_without_password(storage: str) -> str:
+    """
+    The study storage as it may be printed and written into the log folder (rl-zoo3 writes its arguments, its command
+    line and the pickled study there): ``env:NAME`` is the URL in the environment variable ``NAME``; a PostgreSQL URL's
+    password moves into this process's ``PGPASSWORD``, which libpq reads (psycopg 2 and 3 alike), and out of the URL.
+    libpq's other ways work as they do for ``psql``: ``PGPASSWORD`` set beforehand, ``~/.pgpass``.
+
+    :param storage: ``--storage``'s value: a journal file, a database URL, or ``env:NAME``.
+    :return: the storage without a password. A ``ValueError`` names an ``env:`` variable that is not set, and a
+        password in another database's URL (it would be written into the log folder).
+    """
+    if storage.startswith(STORAGE_FROM_ENV):
+        name = storage[len(STORAGE_FROM_ENV) :]
+        if not os.environ.get(name):
+            raise ValueError(f"--storage {storage}: the environment variable {name!r} is not set")
+        storage = os.environ[name]
+    if "://" not in storage:
+        return storage
+    url = make_url(storage)
+    if url.password is None:
+        return storage
+    if url.get_backend_name() != "postgresql":
+        raise ValueError(
+            f"--storage {masked_storage(storage)}: a password in a {url.get_backend_name()} URL would be written into "
+            "the log folder; give PostgreSQL's by PGPASSWORD or ~/.pgpass, or use a journal file"
+        )
+    os.environ[PASSWORD_VARIABLE] = str(url.password)
+    without = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
+    return without.render_as_string(hide_password=False)
+
+
 def open_storage(
     url: str,
     heartbeat_interval: int | None = HEARTBEAT_INTERVAL,
@@ -535,7 +583,7 @@ def write_study_report(study: optuna.Study, folder: str | Path, storage: str = "
     stem = study.study_name.replace("/", "-")
     trials = study.get_trials(deepcopy=False)
     complete = [trial for trial in trials if trial.state == TrialState.COMPLETE]
-    lines = [f"# Study `{study.study_name}`", "", f"Storage: `{storage}`" if storage else "", ""]
+    lines = [f"# Study `{study.study_name}`", "", f"Storage: `{masked_storage(storage)}`" if storage else "", ""]
     counts = {state.name: sum(trial.state == state for trial in trials) for state in TrialState}
     lines += [f"{len(trials)} trials: " + ", ".join(f"{count} {name.lower()}" for name, count in counts.items() if count), ""]
 
