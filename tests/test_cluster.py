@@ -15,7 +15,7 @@ import pytest
 
 from sb3_metarim.benchmark.runner import DONE_FILE
 
-from .test_benchmark import TINY_CORE, write_suite
+from .test_benchmark import tiny_suite, write_suite
 
 RAY = str(Path(sys.executable).with_name("ray"))
 BUDGET, EVAL_FREQ = 3072, 256
@@ -62,14 +62,7 @@ def two_by_two_suite() -> dict:
         "seeds": [0, 1],
         "hyperparams": {"n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1},
         "envs": {"sb3_metarim/CueMemory-v0": env | {"n_eval_episodes": 2, "n_eval_envs": 2}},
-        "variants": {
-            "metarim_ppo": {"algo": "metarim_ppo", "hyperparams": {"policy_kwargs": TINY_CORE}},
-            "ppo_lstm": {
-                "algo": "ppo_lstm",
-                "policy": "MlpLstmPolicy",
-                "hyperparams": {"policy_kwargs": {"lstm_hidden_size": 8}},
-            },
-        },
+        "variants": {name: tiny_suite()["variants"][name] for name in ("metarim_ppo", "ppo_lstm")},
     }
 
 

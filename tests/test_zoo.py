@@ -380,52 +380,38 @@ def test_metods_ppo_runs_a_rollout_from_its_config_and_samples_its_core(tmp_path
     MetODSConfig(**{key: sampled[key] for key in MetODSConfig.option_names() if key in sampled}).validate()
 
 
+def one_trial_on(storage: str, name: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A one-trial ``--optimize`` run of the study ``name`` in ``storage``."""
+    return train(
+        "--algo", "rim_ppo", *OPTIMIZE, *SHORT_TRIAL, "--n-trials", "1", "--storage", storage, "--study-name", name, cwd=cwd
+    )
+
+
+def files_with_the_password(folder: Path) -> list[Path]:
+    """:return: the files under ``folder`` that hold the test server's password."""
+    return [path for path in folder.rglob("*") if path.is_file() and POSTGRES_PASSWORD.encode() in path.read_bytes()]
+
+
 @pytest.mark.parametrize("driver", ["postgresql", "postgresql+psycopg", "postgresql+psycopg2"])
 def test_a_study_on_a_password_protected_server_leaves_the_password_nowhere(postgres_password_url, driver, tmp_path):
     """The URL as users write it, password inside, in each driver form: the tuning run works, and the password is in
     no line it prints and no file under the log folder (ours and rl-zoo3's: its arguments, command, pickled study)."""
     url = make_url(postgres_password_url).set(drivername=driver)
     storage, name = url.render_as_string(hide_password=False), f"secret_{driver.replace('+', '_')}"
-    result = train(
-        "--algo",
-        "rim_ppo",
-        *OPTIMIZE,
-        *SHORT_TRIAL,
-        "--n-trials",
-        "1",
-        "--storage",
-        storage,
-        "--study-name",
-        name,
-        cwd=tmp_path,
-    )
+    result = one_trial_on(storage, name, tmp_path)
     assert POSTGRES_PASSWORD not in result.stdout + result.stderr
-    files = [path for path in (tmp_path / "logs").rglob("*") if path.is_file()]
-    assert any(path.suffix == ".pkl" for path in files) and any(path.name.endswith("_report.md") for path in files)
-    assert [path for path in files if POSTGRES_PASSWORD.encode() in path.read_bytes()] == []
+    files = [path.name for path in (tmp_path / "logs").rglob("*")]
+    assert any(file.endswith(".pkl") for file in files) and any(file.endswith("_report.md") for file in files)
+    assert files_with_the_password(tmp_path / "logs") == []
     assert len(optuna.load_study(storage=storage, study_name=name).trials) == 1  # it ran on that server
 
 
 def test_the_storage_url_from_an_environment_variable(postgres_password_url, tmp_path, monkeypatch):
     """``--storage env:NAME``: the URL (password included) stays out of the command line and the log folder."""
     monkeypatch.setenv("STUDY_URL", postgres_password_url)
-    result = train(
-        "--algo",
-        "rim_ppo",
-        *OPTIMIZE,
-        *SHORT_TRIAL,
-        "--n-trials",
-        "1",
-        "--storage",
-        "env:STUDY_URL",
-        "--study-name",
-        "from_env",
-        cwd=tmp_path,
-    )
+    result = one_trial_on("env:STUDY_URL", "from_env", tmp_path)
     assert POSTGRES_PASSWORD not in result.stdout + result.stderr
-    assert [
-        path for path in (tmp_path / "logs").rglob("*") if path.is_file() and POSTGRES_PASSWORD.encode() in path.read_bytes()
-    ] == []
+    assert files_with_the_password(tmp_path / "logs") == []
     assert len(optuna.load_study(storage=postgres_password_url, study_name="from_env").trials) == 1
 
 

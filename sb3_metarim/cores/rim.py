@@ -12,7 +12,7 @@ from torch import nn
 
 from sb3_metarim.common.validation import check_positive_int
 from sb3_metarim.cores.options import CoreOptions, split_over_units
-from sb3_metarim.cores.rim_span import SpanOptions, run_span
+from sb3_metarim.cores.rim_span import SpanOptions, run_span, select_active
 
 RIM_CELLS = ("lstm", "gru")
 RIM_SELECTIONS = ("hard", "straight_through")
@@ -461,16 +461,7 @@ class RIM(nn.Module):
         attention = th.sigmoid(scores)
         if dropout > 0.0:
             attention = F.dropout(attention, dropout)
-        # Selection is not differentiated: modules learn to compete only through the soft scores. Each core
-        # selects among its own modules (dim 1).
-        selection_scores = scores.detach()
-        if previous is not None:
-            hold = self.sticky_bonus * previous
-            if self.sticky_spread:
-                hold = hold * selection_scores.std(dim=1, keepdim=True)
-            selection_scores = selection_scores + hold
-        top = th.topk(selection_scores, self.top_k, dim=1).indices
-        active = th.zeros_like(scores, dtype=th.bool).scatter_(1, top, True)
+        active = select_active(scores, previous, self.span_options(cores))
         mask = active.view(-1, active.shape[-1], 1)
 
         cell_input = (attention.unsqueeze(-1) * value).flatten(0, 1)

@@ -221,14 +221,7 @@ def _forward(
         query, hidden_gates = from_hidden.split((key_size, from_hidden.shape[-1] - key_size), dim=-1)
         scores = (query.view(cores, num_units, batch, key_size) * keys[t]).sum(dim=-1)
         attention = th.sigmoid(scores, out=trace.attention[t])
-        selection_scores = scores
-        if previous is not None:
-            hold = options.sticky_bonus * previous
-            if options.sticky_spread:
-                hold = hold * scores.std(dim=1, keepdim=True)
-            selection_scores = scores + hold
-        top = th.topk(selection_scores, options.top_k, dim=1).indices
-        active = trace.active[t].fill_(False).scatter_(1, top, True)
+        active = select_active(scores, previous, options, out=trace.active[t])
         mask = active.view(groups, batch, 1)
         module_attention = attention.view(groups, batch, 1)
         if options.lstm_cell:
@@ -256,6 +249,30 @@ def _forward(
         h, c = th.where(mask, h_new + message, h, out=trace.outputs[t]), th.where(mask, c_new, c)
         previous = None if previous is None else active.to(h.dtype)
     return trace, c, previous, value_gates
+
+
+def select_active(
+    scores: th.Tensor, previous: th.Tensor | None, options: SpanOptions, out: th.Tensor | None = None
+) -> th.Tensor:
+    """
+    The top-k selection (not differentiated: modules learn to compete only through the soft scores), each core among
+    its own modules, with the sticky selection's hold for the modules active at the last step.
+
+    :param scores: (G, N, B) the input attention's scores.
+    :param previous: (G, N, B) the last step's activity as 1/0 (``None``: no hold).
+    :param options: ``top_k``, ``sticky_bonus``, ``sticky_spread``.
+    :param out: (G, N, B) boolean tensor to write the activity into (``None``: a new one).
+    :return: (G, N, B) which modules are active.
+    """
+    scores = scores.detach()
+    if previous is not None:
+        hold = options.sticky_bonus * previous
+        if options.sticky_spread:
+            hold = hold * scores.std(dim=1, keepdim=True)
+        scores = scores + hold
+    top = th.topk(scores, options.top_k, dim=1).indices
+    out = th.zeros_like(scores, dtype=th.bool) if out is None else out.fill_(False)
+    return out.scatter_(1, top, True)
 
 
 def _module_probabilities(qkv: th.Tensor, sizes: tuple[int, int, int]) -> th.Tensor:
