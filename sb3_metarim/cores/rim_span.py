@@ -8,8 +8,10 @@ its backward reads (the states a step started from, the gates, the attention pro
 walks the span backward computing only the gradients that flow through time (states, attention scores, the inputs'
 keys and values). Each weight's gradient is then one batched product over all the span's steps.
 
-It computes what :meth:`sb3_metarim.cores.rim.RIM._step` computes, step after step, with the same operations in
-the same order (so the same floats in forward); the top-k selection is a constant of the backward, as there.
+It computes what :meth:`sb3_metarim.cores.rim.RIM._step` computes, step after step, up to the order of some
+floating-point operations (the input gates are the attention times the values through the input weights, computed
+once per span; the attention among modules is written out): outputs agree to about 1e-7, gradients to 1e-5 of
+their scale (``tests/test_rim_span.py``). The top-k selection is a constant of the backward, as there.
 """
 
 import math
