@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch as th
+import yaml
 from sb3_contrib import RecurrentPPO
 
 from sb3_metarim.benchmark.contrib_performance import THRESHOLD, TIMESTEPS, performance_run
@@ -34,14 +35,18 @@ parser.add_argument("--widths", nargs="+", default=["64", DEFAULT_WIDTH], help="
 parser.add_argument("--workers", type=int, default=1, help="runs at a time, one process and one torch thread each")
 parser.add_argument("--out", type=Path, default=Path("benchmarks/contrib_performance"))
 parser.add_argument("--timesteps", type=int, default=TIMESTEPS, help=f"training steps (the test's {TIMESTEPS})")
+parser.add_argument(
+    "--algo-kwargs", nargs="*", default=[], metavar="KEY=VALUE", help="arguments of the algorithms' own (yaml values)"
+)
 args = parser.parse_args()
+ALGO_KWARGS = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.algo_kwargs)}
 
 
 def one_run(algo: str, width: str, seed: int) -> dict:
     os.environ["OMP_NUM_THREADS"] = "1"
     th.set_num_threads(1)
     lstm_hidden_size = None if width == DEFAULT_WIDTH else int(width)
-    run = performance_run(CLASSES[algo], seed, lstm_hidden_size, args.timesteps)
+    run = performance_run(CLASSES[algo], seed, lstm_hidden_size, args.timesteps, ALGO_KWARGS)
     return {"algo": algo, "width": width, "seed": seed, **run}
 
 
@@ -64,7 +69,7 @@ lines = [
     "",
     f"CartPole with positions only, {args.timesteps:,} steps, the test's PPO settings; mean return of 10 deterministic "
     f"episodes on the training env, passing at {THRESHOLD:.0f}. Width: `lstm_hidden_size` (`default`: the algorithm's "
-    "own).",
+    "own)." + (f" The algorithms' arguments: `{ALGO_KWARGS}`." if ALGO_KWARGS else ""),
     "",
     "| algo | width | returns by seed | passed | mean training time (s) |",
     "|---|---|---|---|---|",

@@ -37,6 +37,17 @@ def test_the_script_writes_each_run_and_resumes(tmp_path):
     assert "| ppo_lstm | 8 | 1: " in (tmp_path / "returns.md").read_text()
 
 
+def test_the_script_passes_the_algorithms_own_arguments(tmp_path):
+    base = [sys.executable, str(SCRIPT), "--algos", "metarim_ppo", "--seeds", "1", "--widths", "4", "--timesteps", "256"]
+    command = [*base, "--algo-kwargs", "fast_span=8", "slow_max_kl=null", "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "The algorithms' arguments: `{'fast_span': 8, 'slow_max_kl': None}`." in (tmp_path / "returns.md").read_text()
+    refused = [*base, "--algo-kwargs", "fast_span=0", "--out", str(tmp_path / "refused")]
+    result = subprocess.run(refused, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "fast_span=0" in result.stderr  # they reach the algorithm, which checks them
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lstm_hidden_size", [64, None], ids=["width64", "default_width"])
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])

@@ -37,7 +37,11 @@ def position_only_cartpole() -> gym.Env:
 
 
 def performance_run(
-    algorithm: type[RecurrentPPO], seed: int, lstm_hidden_size: int | None = 64, timesteps: int = TIMESTEPS
+    algorithm: type[RecurrentPPO],
+    seed: int,
+    lstm_hidden_size: int | None = 64,
+    timesteps: int = TIMESTEPS,
+    algorithm_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """
     :param algorithm: ``RecurrentPPO`` or a class that takes its arguments (``MetaRIMPPO``, ...); policy
@@ -45,6 +49,7 @@ def performance_run(
     :param seed: The model's seed (sb3-contrib's test uses 1).
     :param lstm_hidden_size: The test's 64, or ``None``: the algorithm's own default width.
     :param timesteps: Training steps (the test's 50,000).
+    :param algorithm_kwargs: Arguments of the algorithm's own beside the test's (e.g. ``fast_span``); none: its defaults.
     :return: ``mean_return`` and ``std_return`` of the 10 evaluation episodes, ``passed`` (1.0 or 0.0) and
         ``train_s``, the training time in seconds.
     """
@@ -55,7 +60,7 @@ def performance_run(
     else:
         policy_kwargs["lstm_hidden_size"] = lstm_hidden_size
     policy = "MlpLstmPolicy" if algorithm is RecurrentPPO else "MlpPolicy"
-    model = algorithm(policy, env, seed=seed, policy_kwargs=policy_kwargs, **SETTINGS)
+    model = algorithm(policy, env, seed=seed, policy_kwargs=policy_kwargs, **SETTINGS, **(algorithm_kwargs or {}))
     start = time.perf_counter()
     model.learn(total_timesteps=timesteps)
     train_s = time.perf_counter() - start
