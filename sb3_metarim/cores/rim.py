@@ -437,6 +437,7 @@ class RIM(nn.Module):
         h: th.Tensor,
         c: th.Tensor,
         weights: "StackedWeights",
+        options: SpanOptions,
         dropout: float,
         previous: th.Tensor | None = None,
     ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
@@ -448,6 +449,7 @@ class RIM(nn.Module):
         :param h: (G * N, batch, unit_size) the modules' states.
         :param c: (G * N, batch, unit_size)
         :param weights: the ``G`` cores' weights stacked along the group dim.
+        :param options: the selection's options for the ``G`` cores (:meth:`span_options`).
         :param dropout: dropout on the attention probabilities.
         :param previous: (G, N, batch) the last step's activity as 1/0, with a ``sticky_bonus`` (else ``None``).
         :return: the new ``h`` and ``c`` and the (G, N, batch) activity mask.
@@ -461,7 +463,7 @@ class RIM(nn.Module):
         attention = th.sigmoid(scores)
         if dropout > 0.0:
             attention = F.dropout(attention, dropout)
-        active = select_active(scores, previous, self.span_options(cores))
+        active = select_active(scores, previous, options)
         mask = active.view(-1, active.shape[-1], 1)
 
         cell_input = (attention.unsqueeze(-1) * value).flatten(0, 1)
@@ -666,12 +668,11 @@ def _run_modules(
         keep = (1.0 - episode_starts).view(seq_len, 1, batch, 1)
     weights = StackedWeights.of(cores)
     dropout = first.dropout if first.training else 0.0
+    options = first.span_options(num_cores)
     if first.span_backward and dropout == 0.0 and not first.straight_through:
-        output, h, c, active, previous = run_span(
-            first.span_options(num_cores), keys, values, h, c, previous, keep, weights.tensors()
-        )
+        output, h, c, active, previous = run_span(options, keys, values, h, c, previous, keep, weights.tensors())
     else:
-        output, h, c, active, previous = _run_steps(first, keys, values, h, c, previous, keep, weights, dropout)
+        output, h, c, active, previous = _run_steps(first, options, keys, values, h, c, previous, keep, weights, dropout)
     # (seq_len, G, N, batch, d) and (seq_len, G, N, batch): split per core back into nn.LSTM's layouts.
     output = output.view(seq_len, num_cores, num_units, batch, unit_size)
     h, c = h.view(num_cores, num_units, batch, unit_size), c.view(num_cores, num_units, batch, unit_size)
@@ -686,6 +687,7 @@ def _run_modules(
 
 def _run_steps(
     core: "RIM",
+    options: SpanOptions,
     keys: th.Tensor,
     values: th.Tensor,
     h: th.Tensor,
@@ -705,7 +707,7 @@ def _run_steps(
         if keep is not None:
             h, c = h * keep[t], c * keep[t]
             previous = None if previous is None else previous * keep[t, 0, :, 0]
-        h, c, active = core._step(keys[t], values[t], h, c, weights, dropout, previous)
+        h, c, active = core._step(keys[t], values[t], h, c, weights, options, dropout, previous)
         previous = None if previous is None else active.to(h.dtype)
         outputs.append(h)
         actives.append(active)
