@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 import torch as th
 
+from sb3_metarim.benchmark.report import markdown_table
 from sb3_metarim.benchmark.throughput import (
     BACKWARDS,
     BUDGET_STAGES,
@@ -148,18 +149,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def cell(value: object) -> str:
-    if not isinstance(value, float):
-        return str(value)
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    """A markdown table (pandas' ``to_markdown`` needs tabulate, which the project does not install)."""
-    lines = [list(table.columns), ["---"] * table.shape[1], *([cell(v) for v in row] for row in table.itertuples(index=False))]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
-
-
 def bar_panel(ax: plt.Axes, summary: pd.DataFrame, key: str, title: str) -> None:
     """Grouped bars of median steps/s per algorithm within each ``key`` group, min-max error bars."""
     groups, algos = list(dict.fromkeys(summary[key])), list(dict.fromkeys(summary["algo"]))
@@ -243,7 +232,7 @@ def run_gotolocal(args: argparse.Namespace, command: str) -> None:
         f"slow_max_kl), fast_span 20, "
         f"slow phase every 2 rollouts; lstm {6 * UNIT_SIZE} units. {args.rollouts} rollouts per timed run, "
         f"{args.repeats} alternating rounds after a one-rollout warm-up.\n\n"
-        f"{to_markdown(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
+        f"{markdown_table(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
         f"Command: `{command}` · {hardware(args.device)}\n"
     )
     (args.out / f"{name}.md").write_text(markdown)
@@ -270,7 +259,7 @@ def run_defaults(args: argparse.Namespace, command: str) -> None:
         f"(6 modules of 16 beside a dense LSTM of 96, `slow_max_kl=0.05`), `lstm`: RecurrentPPO with "
         f"{6 * UNIT_SIZE} units. {args.rollouts} rollouts per timed run, {args.repeats} alternating rounds after a "
         f"one-rollout warm-up.\n\n"
-        f"{to_markdown(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
+        f"{markdown_table(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
         f"Command: `{command}` · {hardware('cpu')}\n"
     )
     (args.out / "defaults.md").write_text(markdown)
@@ -299,7 +288,7 @@ def run_budget(args: argparse.Namespace, command: str) -> None:
         "(collection holds env steps and forward passes; training holds forward passes, backward and the optimizer "
         "steps); the cores' backward is every backward pass less the features extractor's. metarim (span): the RIMs' "
         "gradient by span (the package's); metarim (steps): autograd through every step.\n\n"
-        f"{to_markdown(table)}\n\n{budget_verdict(per_rollout['metarim (span)'], per_rollout['lstm'])}\n\n"
+        f"{markdown_table(table)}\n\n{budget_verdict(per_rollout['metarim (span)'], per_rollout['lstm'])}\n\n"
         f"Under torch.profiler (over 2 rollouts; it overstates small kernels), metarim (span)'s cores took "
         f"{floor['cores']:.2f} s per rollout, of which {floor['matmul']:.2f} s in matrix products (bmm, baddbmm, mm and "
         f"the dense LSTM's fused kernels): {floor['ratio']:.1f}x their matmul floor.\n\n"
@@ -322,7 +311,7 @@ def run_cartpole_novel(args: argparse.Namespace, command: str) -> None:
         f"{CARTPOLE_NOVEL_N_ENVS} envs x {ppo['n_steps']} steps (VecNormalize), batch {ppo['batch_size']}, "
         f"{ppo['n_epochs']} epochs, an LSTM of 64 (metarim: the RIM that width gives, its default fast/slow "
         f"training); {args.rollouts} rollouts per timed run, {args.repeats} alternating rounds after a one-rollout "
-        f"warm-up.\n\n{to_markdown(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
+        f"warm-up.\n\n{markdown_table(summary.rename(columns=SUMMARY_COLUMNS))}\n\n"
         f"Command: `{command}` · {hardware('cpu')}\n"
     )
     (args.out / "cartpole_novel.md").write_text(markdown)
@@ -340,7 +329,7 @@ def compare_devices(paths: tuple[Path, Path], out: Path, command: str) -> None:
     table[f"{table.columns[1]} / {table.columns[0]}"] = table.iloc[:, 1] / table.iloc[:, 0]
     markdown = (
         f"# {GOTOLOCAL}: steps/s on two devices (medians of the runs in {paths[0].name} and {paths[1].name})\n\n"
-        f"{to_markdown(table.reset_index())}\n\nCommand: `{command}`\n"
+        f"{markdown_table(table.reset_index())}\n\nCommand: `{command}`\n"
     )
     (out / "devices.md").write_text(markdown)
     print(markdown)
@@ -380,7 +369,7 @@ def main() -> None:
     tables = [
         f"# Training throughput ({args.n_envs} envs x {args.n_steps} steps, batch {args.batch_size}, "
         f"{args.n_epochs} epochs, {args.rollouts} rollouts x {args.repeats} alternating repeats, 1 torch thread)",
-        to_markdown(summary.rename(columns=columns)),
+        markdown_table(summary.rename(columns=columns)),
         "Memory is the process RSS growth while building the model and running its warm-up: the first model built "
         "also pays torch's one-time allocations, and later ones may reuse memory freed earlier.",
     ]
@@ -397,7 +386,7 @@ def main() -> None:
             f"## Scaling on {ENVS[0]}: median steps/s ({args.scaling_repeats} alternating repeats; lstm width = "
             f"num_units x {UNIT_SIZE}; top_k = min(4, num_units - 1); "
             f"a buffer of <= {args.batch_size} steps is one minibatch)",
-            to_markdown(wide.reset_index()),
+            markdown_table(wide.reset_index()),
         ]
         bar_panel(axes[1, 0], scaled, "setting", f"Scaling on {ENVS[0]}")
     fig.tight_layout()

@@ -18,6 +18,7 @@ import yaml
 
 from sb3_metarim.benchmark import aggregate, runner, stats, store, training_log
 from sb3_metarim.benchmark.cli import main
+from sb3_metarim.benchmark.report import cell
 from sb3_metarim.benchmark.runner import ALGORITHMS, DONE_FILE, EVAL_COLUMNS, env_wrappers
 from sb3_metarim.benchmark.spec import load_suite, parse_shard, shard, suite_from_dict
 
@@ -188,6 +189,61 @@ def test_resume_after_kill_elsewhere_gives_the_same_rows_without_duplicates(tmp_
     assert len(resumed) == len(set(resumed))
     assert (folder / DONE_FILE).exists()
     assert len(__import__("json").loads((folder / "config.json").read_text())["starts"]) == 2
+
+
+def test_until_stops_each_run_there_and_the_run_without_it_goes_on_as_if_never_stopped(tmp_path, capsys):
+    path = write_suite(tmp_path, tiny_suite(n_timesteps=512, eval_freq=128))
+    chosen = ["--env", "sb3_metarim/CueMemory-v0", "--variant", "metarim_ppo"]
+    reference, out = tmp_path / "reference", tmp_path / "out"
+    assert main(["run", str(path), *chosen, "--runs", str(reference)]) == 0
+    expected = pd.read_csv(reference / "tiny/sb3_metarim-CueMemory-v0/metarim_ppo/seed0/eval.csv")
+    folder = out / "tiny/sb3_metarim-CueMemory-v0/metarim_ppo/seed0"
+
+    assert main(["run", str(path), *chosen, "--runs", str(out), "--until", "200"]) == 0
+    # Two rollouts of 64 steps hold 128; the third ends at 192 and the fourth at 256, the first past 200.
+    assert "stopped" in capsys.readouterr().out
+    stopped = pd.read_csv(folder / "eval.csv")
+    assert stopped["timesteps"].tolist() == [0, 128, 256]
+    assert (folder / "checkpoint.zip").exists() and not (folder / DONE_FILE).exists()
+    assert main(["run", str(path), *chosen, "--runs", str(out), "--until", "200"]) == 0
+    assert "stopped    sb3_metarim/CueMemory-v0 / metarim_ppo / seed 0 at 256 of 512 steps" in capsys.readouterr().out
+    assert pd.read_csv(folder / "eval.csv").equals(stopped)  # not trained again
+
+    assert main(["run", str(path), *chosen, "--runs", str(out)]) == 0
+    finished = pd.read_csv(folder / "eval.csv")
+    assert (folder / DONE_FILE).exists()
+    assert finished["timesteps"].tolist() == expected["timesteps"].tolist() == [0, 128, 256, 384, 512]
+
+
+def test_grid_cost_reads_the_first_frames_of_the_started_runs(tmp_path):
+    data = tiny_suite(n_timesteps=4096, eval_freq=128, seeds=(0, 1))
+    path, runs, out = write_suite(tmp_path, data), tmp_path / "runs", tmp_path / "cost"
+    chosen = ["--env", "sb3_metarim/CueMemory-v0", "--variant", "metarim_ppo", "ppo_lstm", "--seeds", "0"]
+    assert main(["run", str(path), *chosen, "--runs", str(runs), "--until", "256"]) == 0
+    repo = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "scripts/grid_cost.py", str(path), "--runs", str(runs), "--frames", "200", "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=repo)
+    assert result.returncode == 0, result.stderr[-3000:]
+    cost = pd.read_csv(out / "cost.csv")
+    assert sorted(cost["variant"]) == ["metarim_ppo", "ppo_lstm"] and set(cost["frames"]) == {256}
+    for row in cost.to_dict("records"):
+        evaluations = pd.read_csv(runs / f"tiny/sb3_metarim-CueMemory-v0/{row['variant']}/seed0/eval.csv")
+        at = evaluations.set_index("timesteps").loc[256]
+        assert row["wall_s"] == at["time_s"] and row["eval_return"] == at["return_mean"]
+        assert row["frames_per_s"] == pytest.approx(256 / at["time_s"])
+    report = (out / "cost.md").read_text()
+    for fps in cost["frames_per_s"]:
+        hours = 4096 / fps / 3600  # one run at the suite's budget; the grid: its 2 seeds
+        assert f" | {cell(hours)} | {cell(2 * hours)} |\n" in report
+    assert "core-hours** for the variants measured (not measured: ppo_framestack)." in report
+    assert "Command: `python scripts/grid_cost.py" in report and (out / "curves.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("until", ["0", "-5", "1e5", "many"])
+def test_until_must_be_a_positive_number_of_steps(tmp_path, capsys, until):
+    with pytest.raises(SystemExit):
+        main(["run", str(write_suite(tmp_path, tiny_suite())), "--until", until])
+    assert f"argument --until: {until!r}: must be a positive whole number of steps" in capsys.readouterr().err
 
 
 def fake_results(root: Path, suite_data: dict, curves: dict) -> None:
@@ -699,6 +755,30 @@ def test_load_pretrained_keeps_weights_and_both_optimizers(tmp_path):
         for index, state in before["state"].items():
             for key, value in state.items():
                 assert th.equal(after["state"][index][key], value), (index, key)
+
+
+@pytest.mark.parametrize("name", ["paper_full", "paper_full_curriculum"])
+def test_the_full_scale_paper_suites_use_babyai_settings_and_chain(name):
+    suite = load_suite(name)
+    runs = suite.runs()
+    babyai_ppo = dict(n_envs=64, n_steps=40, batch_size=1280, n_epochs=4, learning_rate=1e-4, gamma=0.99, gae_lambda=0.99)
+    for run in runs:
+        assert {key: run.hyperparams[key] for key in babyai_ppo} == babyai_ppo, run.describe()
+        assert run.hyperparams["normalize_advantage"] is False
+        wrappers = env_wrappers(run.hyperparams["env_wrapper"])
+        assert [wrapper.__name__ for wrapper, _ in wrappers] == ["MissionTokenWrapper", "GridIdsWrapper", "ScaleReward"]
+        assert wrappers[-1][1] == {"scale": 20}
+        assert run.hyperparams["policy_kwargs"]["features_extractor_kwargs"] == {"mission_conditioning": "film"}
+    if name == "paper_full":
+        assert {run.variant.name for run in runs} == {variant.name for variant in load_suite("paper").variants}
+        assert [env.env_id for env in suite.envs] == ["BabyAI-GoToLocal-v0"]
+    else:
+        pretrained = {(run.env.env_id, run.variant.name, run.seed) for run in load_suite("paper_full").runs()}
+        chained = [run for run in runs if run.variant.init_from]
+        assert {run.variant.algo for run in chained} == {"metarim_ppo", "ppo_lstm"}
+        for run in chained:
+            suite_name, env_id, variant, seed = run.init_folder(Path("out")).relative_to("out").parts
+            assert suite_name == "paper_full" and (env_id, variant, int(seed.removeprefix("seed"))) in pretrained
 
 
 @pytest.mark.parametrize("name", ["paper", "paper_curriculum", "paper_film", "paper_long"])

@@ -1,4 +1,4 @@
-"""PrevActionRewardWrapper, TrialWrapper and the Bernoulli bandit, on real environments."""
+"""PrevActionRewardWrapper, TrialWrapper, ScaleReward and the Bernoulli bandit, on real environments."""
 
 import gymnasium as gym
 import numpy as np
@@ -7,7 +7,13 @@ from gymnasium import spaces
 from stable_baselines3.common.envs import IdentityEnvBox, IdentityEnvMultiBinary, IdentityEnvMultiDiscrete
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_metarim.common.wrappers import INNER_EPISODE, INNER_EPISODE_START, PrevActionRewardWrapper, TrialWrapper
+from sb3_metarim.common.wrappers import (
+    INNER_EPISODE,
+    INNER_EPISODE_START,
+    PrevActionRewardWrapper,
+    ScaleReward,
+    TrialWrapper,
+)
 from sb3_metarim.envs import BernoulliBanditEnv, make_meta_env
 
 CUE_EPISODE_LENGTH = 6  # CueMemory with delay=4: cue, 4 blanks, query, answer
@@ -294,3 +300,25 @@ def test_bandit_draws_uniform_probabilities_and_takes_a_given_task():
 def test_bad_bandit_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BernoulliBanditEnv(**kwargs)
+
+
+def test_scale_reward_outside_the_monitor_trains_on_scaled_rewards_and_logs_raw_returns():
+    def episode(env: gym.Env) -> tuple[list[float], dict]:
+        env.reset(seed=3)
+        rewards, done, info = [], False, {}
+        while not done:
+            _, reward, terminated, truncated, info = env.step(0)
+            rewards.append(reward)
+            done = terminated or truncated
+        return rewards, info
+
+    raw, _ = episode(Monitor(gym.make("CartPole-v1")))
+    scaled, info = episode(ScaleReward(Monitor(gym.make("CartPole-v1")), scale=20))
+    assert any(raw) and scaled == [20 * reward for reward in raw]
+    assert info["episode"]["r"] == pytest.approx(sum(raw))
+
+
+@pytest.mark.parametrize("scale", [0, -1.0, float("nan"), "20", True])
+def test_bad_reward_scale_is_refused(scale):
+    with pytest.raises(ValueError, match=rf"scale={scale!r}: must be a positive finite number"):
+        ScaleReward(cue_env(), scale=scale)

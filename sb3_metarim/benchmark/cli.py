@@ -6,6 +6,7 @@
     python -m sb3_metarim.benchmark run memory --workers 2            # the whole grid, 2 processes, into runs/memory/
     python -m sb3_metarim.benchmark run memory --shard 0/4            # a quarter of it (e.g. one machine of four)
     python -m sb3_metarim.benchmark run memory --env popgym-RepeatFirstEasy-v0 --variant ppo_lstm --seeds 0 1
+    python -m sb3_metarim.benchmark run paper_full --until 500000   # the first 500k steps of each run; resumable
     python -m sb3_metarim.benchmark aggregate memory                  # benchmarks/memory/: tables, summary.md, plots
     python -m sb3_metarim.benchmark list memory --shard 1/4           # what a shard would run, and what is finished
 
@@ -15,8 +16,11 @@ that directory is copied there. ``aggregate`` merges the finished runs into the 
 ``--results`` (default ``benchmarks``) and computes every table and plot from those
 (:mod:`sb3_metarim.benchmark.store`).
 
-``run`` exits with 0 when every run is finished, 1 when one failed, 2 when none failed but some wait for the run
-they fine-tune (``init_from``): rerun it once those are finished.
+``run --until STEPS`` stops each run once it has trained that many steps (evaluated and checkpointed there): a
+look at the first part of a long grid, which the same command without ``--until`` continues.
+
+``run`` exits with 0 when every run is finished or stopped at ``--until``, 1 when one failed, 2 when none failed but
+some wait for the run they fine-tune (``init_from``): rerun it once those are finished.
 """
 
 import argparse
@@ -67,15 +71,24 @@ def main(argv: list[str] | None = None) -> int:
         from sb3_metarim.benchmark.cluster import run_grid_on_ray  # Ray only when asked for (the `cluster` extra)
 
         address = None if args.ray == LOCAL_RAY else args.ray
-        ended = run_grid_on_ray(runs, args.runs, address, args.num_threads, args.device, args.verbose)
+        ended = run_grid_on_ray(runs, args.runs, address, args.num_threads, args.device, args.verbose, args.until)
         states = [_report(index, len(runs), spec, args.runs, state, error) for index, (spec, state, error) in enumerate(ended)]
         return _exit_code(states)
-    return run_grid(runs, args.runs, args.workers, args.num_threads, args.device, args.verbose)
+    return run_grid(runs, args.runs, args.workers, args.num_threads, args.device, args.verbose, args.until)
 
 
-def run_grid(runs: list[RunSpec], runs_root: Path, workers: int, num_threads: int, device: str, verbose: int) -> int:
+def run_grid(
+    runs: list[RunSpec],
+    runs_root: Path,
+    workers: int,
+    num_threads: int,
+    device: str,
+    verbose: int,
+    until: int | None = None,
+) -> int:
     """
-    Run (or resume, or skip) every run, ``workers`` at a time, each in its own process when ``workers > 1``.
+    Run (or resume, or skip) every run, ``workers`` at a time, each in its own process when ``workers > 1``; with
+    ``until``, each only to that many steps (:func:`~sb3_metarim.benchmark.runner.run`'s ``until``).
 
     :return: 0 if every run finished, 1 if one failed (the failed runs' tracebacks are printed and kept in the
         run's ``error.txt``), 2 if none failed but some wait for the run they fine-tune (``init_from``).
@@ -84,11 +97,12 @@ def run_grid(runs: list[RunSpec], runs_root: Path, workers: int, num_threads: in
     if workers == 1:
         set_threads(num_threads)
         for index, spec in enumerate(runs):
-            states.append(_report(index, len(runs), spec, runs_root, *run_safely(spec, runs_root, device, verbose)))
+            state, error = run_safely(spec, runs_root, device, verbose, until=until)
+            states.append(_report(index, len(runs), spec, runs_root, state, error))
     else:
         context = get_context("spawn")  # fresh interpreters: no torch state shared with the parent
         with ProcessPoolExecutor(workers, mp_context=context, initializer=set_threads, initargs=(num_threads,)) as pool:
-            futures = {pool.submit(run_safely, spec, runs_root, device, verbose): spec for spec in runs}
+            futures = {pool.submit(run_safely, spec, runs_root, device, verbose, until=until): spec for spec in runs}
             for index, future in enumerate(as_completed(futures)):
                 states.append(_report(index, len(runs), futures[future], runs_root, *future.result()))
     return _exit_code(states)
@@ -114,6 +128,9 @@ def _report(index: int, total: int, spec: RunSpec, runs_root: Path, state: str, 
     waits_for = ""
     if state == "waiting":
         waits_for = f": skipped, it fine-tunes {spec.init_folder(runs_root)}, not finished yet (run that first, then rerun)"
+    elif state == "stopped":
+        steps = Checkpoint(spec.folder(runs_root)).timesteps()
+        waits_for = f" at {steps} of {spec.env.n_timesteps} steps (--until): resumes without it"
     print(f"[{index + 1}/{total}] {state:10} {spec.describe()}{waits_for}", flush=True)
     if error:
         print(error, file=sys.stderr, flush=True)
@@ -143,5 +160,13 @@ def _parser() -> argparse.ArgumentParser:
         "--runs must then be a path every node reaches"
     )
     parser.add_argument("--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS", help=ray_help)
+    until_help = "run: stop each run once it has trained this many steps (checkpointed; rerun without it to go on)"
+    parser.add_argument("--until", type=_positive_steps, metavar="STEPS", help=until_help)
     parser.add_argument("--verbose", type=int, default=0)
     return parser
+
+
+def _positive_steps(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive whole number of steps")
+    return int(text)

@@ -41,6 +41,7 @@ def run_grid_on_ray(
     num_threads: int,
     device: str,
     verbose: int,
+    until: int | None = None,
     max_retries: int = MAX_RETRIES,
 ) -> list[tuple[RunSpec, str, str]]:
     """
@@ -51,6 +52,7 @@ def run_grid_on_ray(
     :param num_threads: Torch threads per run, the CPUs each task asks for.
     :param device: The runs' torch device; ``cuda`` makes each task ask for a GPU.
     :param verbose: SB3's verbosity in the runs.
+    :param until: Stop each run at this many steps (:func:`~sb3_metarim.benchmark.runner.run`'s ``until``).
     :param max_retries: How often a task whose worker died is run again.
     :return: per run, in the order they ended: the run, its state (:func:`~sb3_metarim.benchmark.runner.run`'s, or
         ``"failed"``) and its error (empty unless failed).
@@ -67,7 +69,7 @@ def run_grid_on_ray(
     folders = {spec.folder(runs_root) for spec in runs}
 
     def submit(spec: RunSpec) -> Any:
-        return task.remote(spec, runs_root, device, verbose, num_threads)
+        return task.remote(spec, runs_root, device, verbose, num_threads, until)
 
     # A run that fine-tunes another of this grid is submitted when that one has ended (by index: specs are unhashable).
     waiting = {index: spec.init_folder(runs_root) for index, spec in enumerate(runs) if spec.init_folder(runs_root) in folders}

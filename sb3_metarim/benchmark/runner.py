@@ -65,7 +65,7 @@ MODEL_FILE = "model.zip"
 TRANSFER_FILE = "transfer.csv"
 
 
-def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str:
+def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0, until: int | None = None) -> str:
     """
     Train and evaluate one run to its budget, resuming from its checkpoint if it has one.
 
@@ -73,9 +73,12 @@ def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str
     :param root: The results folder (the run writes to ``spec.folder(root)``).
     :param device: Torch device.
     :param verbose: Verbosity of the algorithm.
+    :param until: Stop once this many steps are trained (at the end of that rollout, evaluated and checkpointed) if
+        the budget is larger: the run stays started, and resumes to its budget when run without ``until``. ``None``:
+        to the budget.
     :return: ``"done"`` if it was finished earlier, ``"transfer"`` if it was but its transfer evaluation was missing
-        (now written), ``"waiting"`` if the run it fine-tunes (``init_from``) is not finished, else ``"trained"``,
-        ``"fine-tuned"`` or ``"resumed"``.
+        (now written), ``"waiting"`` if the run it fine-tunes (``init_from``) is not finished, ``"stopped"`` if it
+        stopped at ``until`` (now or earlier), else ``"trained"``, ``"fine-tuned"`` or ``"resumed"``.
     """
     folder = spec.folder(root)
     if (folder / DONE_FILE).exists():
@@ -86,6 +89,9 @@ def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str
         return "done"
     checkpoint = Checkpoint(folder)
     resumed = checkpoint.exists()
+    target = spec.env.n_timesteps if until is None else min(until, spec.env.n_timesteps)
+    if resumed and target < spec.env.n_timesteps and checkpoint.timesteps() >= target:
+        return "stopped"
     init_folder = spec.init_folder(root)
     if not resumed and init_folder is not None:
         if not (init_folder / DONE_FILE).exists():
@@ -122,32 +128,43 @@ def run(spec: RunSpec, root: Path, device: str = "cpu", verbose: int = 0) -> str
     _write_config(folder / "config.json", spec, model.num_timesteps, init_folder)
 
     callback = EvalCheckpointCallback(eval_env, log, checkpoint, spec.env.eval_freq, spec.env.n_eval_episodes, transfer)
-    model.learn(spec.env.n_timesteps - model.num_timesteps, callback=callback, reset_num_timesteps=False)
+    model.learn(target - model.num_timesteps, callback=callback, reset_num_timesteps=False)
+    if model.num_timesteps < spec.env.n_timesteps:
+        # Stopped at `until`: the callback has evaluated and checkpointed the last step.
+        _close(env, eval_env, transfer)
+        return "stopped"
     model.save(folder / MODEL_FILE)
     with open(folder / DONE_FILE, "w") as file:
         json.dump({"timesteps": model.num_timesteps, "evaluations": len(log.rows())}, file)
     checkpoint.remove()
-    env.close()
-    eval_env.close()
-    if transfer is not None:
-        transfer.close()
+    _close(env, eval_env, transfer)
     if resumed:
         return "resumed"
     return "trained" if init_folder is None else "fine-tuned"
 
 
-def run_safely(spec: RunSpec, runs_root: Path, device: str, verbose: int, num_threads: int | None = None) -> tuple[str, str]:
+def _close(env: VecEnv, eval_env: VecEnv, transfer: "Transfer | None") -> None:
+    env.close()
+    eval_env.close()
+    if transfer is not None:
+        transfer.close()
+
+
+def run_safely(
+    spec: RunSpec, runs_root: Path, device: str, verbose: int, num_threads: int | None = None, until: int | None = None
+) -> tuple[str, str]:
     """
     :func:`run`, its failure caught: the grid's runners call it (in a process of their pool, or as a Ray task).
 
     :param num_threads: Torch threads to set first (``None``: leave them).
+    :param until: :func:`run`'s.
     :return: the run's state (:func:`run`'s, or ``"failed"``) and the traceback of its failure (kept in its folder's
         ``error.txt``), else an empty string.
     """
     if num_threads is not None:
         set_threads(num_threads)
     try:
-        return run(spec, runs_root, device=device, verbose=verbose), ""
+        return run(spec, runs_root, device=device, verbose=verbose, until=until), ""
     except Exception:
         error = traceback.format_exc()
         folder = spec.folder(runs_root)

@@ -1,5 +1,6 @@
 """
-Meta-RL (RL^2) wrappers: show the agent its previous action and reward, and chain episodes of one task into a trial.
+Meta-RL (RL^2) wrappers: show the agent its previous action and reward, and chain episodes of one task into a trial;
+and :class:`ScaleReward`, a training-time reward scale.
 
 Recommended order, innermost first: the env, ``TrialWrapper``, SB3's ``Monitor``, ``PrevActionRewardWrapper``
 (what :func:`sb3_metarim.envs.make_meta_env` builds):
@@ -235,3 +236,20 @@ def check_task(task: Any) -> dict[str, Any]:
     if not isinstance(task, dict) or not set(task) <= set(TASK_KEYS):
         raise ValueError(f"task={task!r}: a task sampler must return a dict with keys among {TASK_KEYS}")
     return task
+
+
+class ScaleReward(gym.wrappers.TransformReward):
+    """
+    Multiplies every reward by ``scale``: BabyAI's ``--reward-scale`` (Chevalier-Boisvert et al. 2019 train with 20,
+    so that MiniGrid's rewards below 1 give value targets and advantages of a useful size). Put it outside SB3's
+    ``Monitor`` (the harness's ``env_wrapper`` key does) and the logged and evaluated returns stay unscaled.
+
+    :param env: The env.
+    :param scale: The factor, a positive number.
+    """
+
+    def __init__(self, env: gym.Env, scale: float) -> None:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0 or not np.isfinite(scale):
+            raise ValueError(f"scale={scale!r}: must be a positive finite number")
+        super().__init__(env, lambda reward: scale * reward)
+        self.scale = float(scale)
