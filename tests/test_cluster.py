@@ -1,5 +1,6 @@
 """The benchmark grid on a real two-node Ray cluster on this machine (``ray start --head`` and ``ray start --address``
-on 127.0.0.1), one running task's worker killed with SIGKILL: the grid completes, every evaluation row once."""
+on 127.0.0.1): its first steps (``--until``), then the rest with one running task's worker killed with SIGKILL: the
+grid completes, every evaluation row once."""
 
 import os
 import re
@@ -85,15 +86,22 @@ def test_a_grid_on_two_nodes_survives_a_killed_worker(two_node_cluster, tmp_path
         "--ray",
         two_node_cluster,
     ]
-    grid = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"}
-    )
-    # Kill a running task's worker once its run has a checkpoint and is not finished.
     folders = [
         runs / "cluster/sb3_metarim-CueMemory-v0" / variant / f"seed{seed}"
         for variant in ("metarim_ppo", "ppo_lstm")
         for seed in (0, 1)
     ]
+    # First the grid's first 512 steps (--until): every run stops there, checkpointed, and goes on below.
+    until = subprocess.run([*command, "--until", "512"], capture_output=True, text=True, timeout=TIMEOUT)
+    assert until.returncode == 0, until.stdout[-3000:] + until.stderr[-3000:]
+    assert len(re.findall(rf"^\[\d/4\] stopped .* at 512 of {BUDGET} steps", until.stdout, flags=re.MULTILINE)) == 4
+    for folder in folders:
+        assert pd.read_csv(folder / "eval.csv")["timesteps"].tolist() == [0, 256, 512], folder
+
+    grid = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ | {"OMP_NUM_THREADS": "1"}
+    )
+    # Kill a running task's worker once its run has a checkpoint and is not finished.
     killed_at, deadline = None, time.monotonic() + TIMEOUT
     while killed_at is None and time.monotonic() < deadline and grid.poll() is None:
         for folder in folders:
