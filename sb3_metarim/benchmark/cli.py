@@ -125,13 +125,13 @@ def _state_detail(spec: RunSpec, runs_root: Path, state: str) -> str:
 
 
 def _report(index: int, total: int, spec: RunSpec, runs_root: Path, state: str, error: str) -> str:
-    waits_for = ""
+    detail = ""
     if state == "waiting":
-        waits_for = f": skipped, it fine-tunes {spec.init_folder(runs_root)}, not finished yet (run that first, then rerun)"
+        detail = f": skipped, it fine-tunes {spec.init_folder(runs_root)}, not finished yet (run that first, then rerun)"
     elif state == "stopped":
         steps = Checkpoint(spec.folder(runs_root)).timesteps()
-        waits_for = f" at {steps} of {spec.env.n_timesteps} steps (--until): resumes without it"
-    print(f"[{index + 1}/{total}] {state:10} {spec.describe()}{waits_for}", flush=True)
+        detail = f" at {steps} of {spec.env.n_timesteps} steps (--until): resumes without it"
+    print(f"[{index + 1}/{total}] {state:10} {spec.describe()}{detail}", flush=True)
     if error:
         print(error, file=sys.stderr, flush=True)
     return state
